@@ -166,6 +166,7 @@ def stage(report: config.ReportConfig | None = None,
                            "figures": list(entry.figures)})
             progress(f"  staged {name} (set {prov['set']}, run {prov['run_id']})")
         (tmp / "status_runs.md").write_text(_status_markdown(staged), encoding="utf-8")
+        (tmp / "datasets.md").write_text(_datasets_markdown(), encoding="utf-8")
         (extra / "runs.json").write_text(json.dumps(staged, indent=1, sort_keys=True) + "\n")
         old = gen.with_name(f".generated-old-{os.getpid()}")
         if gen.exists():
@@ -187,6 +188,32 @@ def _status_markdown(staged: list[dict]) -> str:
             "|---|---|---|---|---|---|---|\n" + rows + "\n\n"
             "## Environment\n\nPackage versions recorded by the runs (from the lock file `requirements.lock`):\n\n"
             "| package | version |\n|---|---|\n" + env + "\n")
+
+
+def _datasets_markdown() -> str:
+    from . import datasets, tables
+
+    reg = tables.registry()
+    out = ["## Bundled datasets\n", "| dataset | file | kind | schema | sha256 |", "|---|---|---|---|---|"]
+    for name, e in datasets.entries().items():
+        out.append(f"| {name} | `{e['file']}` | {e.get('kind', '')} | {e['schema']} | `{str(e.get('sha256', ''))[:16]}…` |")
+    for name, e in datasets.entries().items():
+        out += ["", f"### {name}", "", " ".join(str(e.get("description", "")).split())]
+        if e.get("generator"):
+            out += ["", f"Generator: `{e['generator']}` with seed {e.get('seed', 0)}."]
+        if e.get("source"):
+            out += ["", f"Source: {e['source']}."]
+    out += ["", "## Schemas", ""]
+    for name, spec in (reg.get("schemas") or {}).items():
+        sch = tables.Schema.from_dict(name, spec)
+        out += [f"### `{name}`", "", " ".join(sch.description.split()), "",
+                "| column | type | expected | required | meaning |", "|---|---|---|---|---|"]
+        out += [f"| `{c.name}` | {c.type} | {_escape_cell(c.expected())} | {'yes' if c.required else 'no'} | "
+                f"{_escape_cell(c.description)} |" for c in sch.columns]
+        if sch.unique:
+            out += ["", f"Rows are unique by {', '.join(f'`{u}`' for u in sch.unique)}."]
+        out.append("")
+    return "\n".join(out) + "\n"
 
 
 def _inputs_key() -> str:

@@ -1,0 +1,40 @@
+"""Shared fixtures: a throw-away report root for pipeline tests, and the external-data folder."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+EXTERNAL = REPO.parent / "shared" / "external"
+
+
+def external(*parts: str) -> Path:
+    """A path under ../shared/external, or skip the test with the reason."""
+    path = EXTERNAL.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"external validation data not present at ../shared/external/{'/'.join(parts)}")
+    return path
+
+
+@pytest.fixture
+def toy_root(tmp_path, monkeypatch) -> Path:
+    """A copy of the toy report (one notebook, one figure) as the scalebook root."""
+    root = tmp_path / "toy"
+    shutil.copytree(FIXTURES / "toy", root)
+    monkeypatch.setenv("SCALEBOOK_ROOT", str(root))
+    monkeypatch.delenv("SCALEBOOK_BUILD_DIR", raising=False)
+    return root
+
+
+def scalebook_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 600,
+                  **kwargs) -> subprocess.CompletedProcess:
+    """Run the `scalebook` CLI as a user would, in a subprocess."""
+    full_env = dict(os.environ, **(env or {}))
+    return subprocess.run([sys.executable, "-m", "scalebook.cli", *args], cwd=cwd or REPO, env=full_env,
+                          capture_output=True, text=True, timeout=timeout, **kwargs)
