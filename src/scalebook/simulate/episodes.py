@@ -51,6 +51,8 @@ Ground truth (what `generate(seed)` encodes; the counts are constructed, the see
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -139,3 +141,34 @@ def generate(seed: int = 0) -> pd.DataFrame:
     return (df.sort_values(["config", "task_id", "condition"], key=lambda s: s.map(order)
                            if s.name == "config" else s, kind="stable")
               .reset_index(drop=True))
+
+
+def paired_design(seed: int, *, delta: float = 0.05, n_skills: int = 40, tasks_per_skill: int = 5,
+                  skill_sd: float = 0.08, shared: float = 0.7, config: str = "1B-base") -> pd.DataFrame:
+    """A one-configuration paired episode table whose population Delta is exactly `delta`.
+
+    For checking interval coverage. Task t of skill k passes at baseline with probability
+    p_t ~ U(0.25, 0.75) and curated with p_t + delta + u_k, u_k ~ U(-a, a) with sd `skill_sd`
+    (the skill-level heterogeneity of the effect). With probability `shared` the two episodes
+    of a task share one uniform draw (strong pairing), otherwise they are drawn independently;
+    either way E[curated - baseline] = delta + u_k, so the superpopulation Delta is `delta`.
+    """
+    half = skill_sd * math.sqrt(3.0)
+    if 0.75 + abs(delta) + half > 1 or 0.25 - abs(delta) - half < 0:
+        raise ValueError("delta and skill_sd must keep every pass probability inside [0, 1]")
+    rng = np.random.default_rng(seed)
+    n = n_skills * tasks_per_skill
+    skill = np.repeat(np.arange(n_skills), tasks_per_skill)
+    p_base = rng.uniform(0.25, 0.75, n)
+    p_cur = p_base + delta + rng.uniform(-half, half, n_skills)[skill]
+    u_shared = rng.random(n)
+    same = rng.random(n) < shared
+    u_base = np.where(same, u_shared, rng.random(n))
+    u_cur = np.where(same, u_shared, rng.random(n))
+    size, stage = config.split("-")[0], config.split("-")[1] if "-" in config else "base"
+    rows = {"config": config, "design": "main", "size": size, "stage": stage,
+            "task_id": np.tile([f"T{t + 1:04d}" for t in range(n)], 2),
+            "skill_id": np.tile([f"S{k + 1:03d}" for k in skill], 2),
+            "condition": np.repeat(list(CONDITIONS), n),
+            "judge_primary_pass": np.concatenate([(u_base < p_base), (u_cur < p_cur)]).astype(np.int64)}
+    return pd.DataFrame(rows)
