@@ -119,6 +119,25 @@ def cmd_data(args) -> int:
     return 0
 
 
+def cmd_check(args) -> int:
+    from .check import run_check
+
+    result = run_check(jobs=args.jobs, progress=_say)
+    for d in result.differences:
+        print(d)
+    verdict = "reproducible" if result.ok else f"{len(result.differences)} difference(s)"
+    print(f"check: {result.compared} files compared byte for byte with a rebuild from scratch; {verdict}")
+    return 0 if result.ok else 1
+
+
+def cmd_archive(args) -> int:
+    from .archive import write_archive
+
+    path, digest, man = write_archive(args.output)
+    print(f"{path}\nsha256 {digest}\n{man['file_count']} files, {len(man['runs'])} runs, commit {man['commit']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scalebook", description=__doc__, epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"scalebook {__version__}")
@@ -154,6 +173,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("figure_id")
     p.add_argument("--format", choices=("bibtex", "apa", "cff"), default="bibtex")
     p.set_defaults(func=cmd_cite)
+
+    p = sub.add_parser("check", help="rebuild every run from scratch and compare figures/results byte for byte; "
+                                     "audit the HTML for off-machine references")
+    p.add_argument("--jobs", type=int, default=1, help="notebooks to re-execute in parallel")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("archive", help="write the built book as a tarball with a manifest and its sha256")
+    p.add_argument("--output", type=Path, help="tarball path (default: _build/scalebook-<version>-<commit>.tar.gz)")
+    p.set_defaults(func=cmd_archive)
 
     p = sub.add_parser("data", help="verify or regenerate the bundled datasets")
     p.add_argument("action", choices=("verify", "regenerate"))

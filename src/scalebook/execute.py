@@ -88,6 +88,10 @@ def plan(name: str, *, set_name: str = "default", params_file: Path | None = Non
         layers.append((f"--params-file {pf}", params.read_params_file(pf), (cwd or Path.cwd()) / pf.parent))
     if overrides:
         layers.append(("-p", overrides, cwd or Path.cwd()))
+    return _plan(entry, set_name, layers)
+
+
+def _plan(entry: config.NotebookEntry, set_name: str, layers: list) -> RunPlan:
     resolved = params.resolve(entry.source, entry.name, layers)
     declared = params.read_parameters(entry.source)
     data = params.data_hashes(declared, resolved)
@@ -102,6 +106,15 @@ def plan(name: str, *, set_name: str = "default", params_file: Path | None = Non
         "python": sys.version_info[:2],
     }
     return RunPlan(entry, set_name, resolved, data, key, json_sha256(key)[:16])
+
+
+def plan_from_provenance(prov: dict, *, report: config.ReportConfig | None = None) -> RunPlan:
+    """The plan of a recorded run: same notebook, set and parameters (paths as recorded, root-relative)."""
+    report = report or config.load()
+    entry = report.notebook(prov["notebook"])
+    layers = [(f"report.yml set '{prov['set']}'", entry.set_params(prov["set"]), None),
+              (f"provenance of run {prov['run_id']}", prov["parameters"], paths.root())]
+    return _plan(entry, prov["set"], layers)
 
 
 def latest(name: str) -> Path | None:
