@@ -787,7 +787,7 @@ def shape_text(result: TrajectoryResult) -> str:
     for _, r in result.shapes.iterrows():
         out.append(f"{r['trajectory']} ({r['points']}): sign pattern {r['pattern']}, kept in its entirety by "
                    f"{100 * r['share_kept']:.0f}% of cluster-bootstrap resamples (step by step: {r['share_kept_each']})")
-    return "; ".join(out) + "."
+    return "Observed: " + "; ".join(out) + "."
 
 
 def verdict_text(cl: pd.DataFrame) -> str:
