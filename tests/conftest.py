@@ -38,3 +38,26 @@ def scalebook_cli(*args: str, cwd: Path | None = None, env: dict | None = None, 
     full_env = dict(os.environ, **(env or {}))
     return subprocess.run([sys.executable, "-m", "scalebook.cli", *args], cwd=cwd or REPO, env=full_env,
                           capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+def copy_repo(dest: Path) -> Path:
+    """A copy of the repository's sources (no environment, no build products) to build in isolation."""
+    ignore = shutil.ignore_patterns(".venv", "_build", "_generated", ".git", "__pycache__", ".pytest_cache",
+                                    ".hypothesis", "test-artifacts", "*.egg-info")
+    shutil.copytree(REPO, dest, ignore=ignore)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def smoke_book(tmp_path_factory) -> Path:
+    """The whole report run with its `smoke` sets and built into HTML, in a copy of the repository.
+
+    Session-scoped and used only by tests in the `book` xdist group, so it is built once.
+    """
+    root = copy_repo(tmp_path_factory.mktemp("book") / "repo")
+    env = {"SCALEBOOK_ROOT": str(root)}
+    res = scalebook_cli("run", "--all", "--set", "smoke", "--jobs", "2", cwd=root, env=env, timeout=1800)
+    assert res.returncode == 0, res.stderr[-4000:]
+    res = scalebook_cli("book", cwd=root, env=env, timeout=1800)
+    assert res.returncode == 0, res.stderr[-4000:]
+    return root
