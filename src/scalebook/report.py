@@ -88,19 +88,20 @@ class Report:
                     "data": {}, "figures": None}, workdir.resolve())
 
     # -- numbers ---------------------------------------------------------------------------
-    def result(self, name: str, value: Any, *, fmt: str | None = None) -> Any:
-        """Record a number the prose quotes; glue its formatted text under the same name."""
+    def result(self, name: str, value: Any, *, fmt: str | None = None) -> None:
+        """Record a number the prose quotes; glue its formatted text under the same name.
+
+        Returns None so that a cell ending in `report.result(...)` displays nothing.
+        """
         if not name.replace("_", "").isalnum():
             raise ValueError(f"result name {name!r} must be an identifier-like string")
         self.results[name] = _jsonable(value)
         self._glue(name, Text(format_value(value, fmt)))
-        return value
 
-    def text(self, name: str, value: str) -> str:
+    def text(self, name: str, value: str) -> None:
         """Record a sentence or phrase chosen by the computation (a verdict, a data label)."""
         self.results[name] = str(value)
         self._glue(name, Text(value))
-        return value
 
     @staticmethod
     def _glue(name: str, value: Any) -> None:
@@ -146,7 +147,7 @@ class Report:
                  {"scalebook": {"table": tbl_id, "caption": caption, "markdown": markdown}})
 
     # -- the end of a run --------------------------------------------------------------------
-    def save(self) -> Path:
+    def save(self) -> None:
         registered = self.context.get("figures")
         if registered is not None:
             missing = [f for f in registered if f not in self.figures]
@@ -155,7 +156,6 @@ class Report:
                                      f"{missing} in report.yml but did not produce them")
         path = self.workdir / RESULTS_FILE
         path.write_text(json.dumps(self.results, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-        return path
 
 
 def _display(bundle: dict, metadata: dict) -> None:
