@@ -22,15 +22,15 @@ def registered_entry(path: str | Path) -> tuple[str, dict] | None:
 
 
 def describe(path: str | Path) -> str:
-    """A short phrase naming the data's kind, e.g. 'simulated data (bundled dataset takeoff_sim)'."""
+    """A short phrase naming the data's kind, e.g. 'simulated data, bundled dataset takeoff_sim'."""
     found = registered_entry(path)
     if found is None:
         return f"data from {Path(path).name}"
     name, e = found
     kind = e.get("kind", "")
     if kind == "simulated":
-        return f"simulated data (bundled dataset {name})"
+        return f"simulated data, bundled dataset {name}"
     if kind == "digitised":
         src = e.get("source", "a published figure")
-        return f"digitised readings of {src}, approximate (bundled dataset {name})"
-    return f"{kind or 'bundled'} data (bundled dataset {name})"
+        return f"approximate readings digitised from {src}, bundled dataset {name}"
+    return f"{kind or 'bundled'} data, bundled dataset {name}"
