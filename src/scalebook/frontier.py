@@ -236,25 +236,30 @@ def _permutation_test(runs, methods, grid, huber_delta, fits, n_perm, rng) -> di
             "n_permutations": int(n_perm)}
 
 
-def projection_chart(df: pd.DataFrame, result: FrontierFits, *, data_kind: str) -> alt.LayerChart:
-    """Seed 003's figure: runs as thin solid lines, each method's projection dashed, log-log axes."""
+def projection_chart(df: pd.DataFrame, result: FrontierFits) -> alt.LayerChart:
+    """Seed 003's figure: runs as thin solid lines, each method's projection dashed, log-log axes.
+
+    A projection is drawn over the compute range of the frontier it was fitted to.
+    """
     methods = result.methods
-    colors = figures.PALETTE[: len(methods)]
-    scale = alt.Scale(domain=[f"{m} run" for m in methods] + [f"{m} projection" for m in methods],
-                      range=colors + colors)
-    runs = df.assign(series=df["method"] + " run")
-    cmin, cmax = float(df["compute"].min()), float(df["compute"].max())
-    proj = result.predict(np.geomspace(cmin, cmax, 120))
-    proj["series"] = proj["method"] + " projection"
+    color = alt.Color("method:N", scale=alt.Scale(domain=methods, range=figures.PALETTE[: len(methods)]),
+                      legend=alt.Legend(orient="top-right", title=None, symbolType="stroke"))
+    dash = alt.StrokeDash("kind:N", scale=alt.Scale(domain=["run", "projection"], range=[[1, 0], [7, 4]]),
+                          legend=alt.Legend(orient="top-right", title=None, symbolType="stroke", offset=70))
+    runs = df.assign(kind="run")
+    proj = []
+    for m in methods:
+        env = result.envelope[result.envelope["method"] == m]["compute"]
+        grid = np.geomspace(float(env.min()), float(env.max()), 80)
+        proj.append(pd.DataFrame({"method": m, "compute": grid, "loss": result.fits[m].predict(grid)}))
+    proj = pd.concat(proj, ignore_index=True).assign(kind="projection")
     x = alt.X("compute:Q", scale=alt.Scale(type="log"), title="PFLOP/s-days")
-    y = alt.Y("loss:Q", scale=alt.Scale(type="log"), title=f"LM loss ({data_kind})")
-    color = alt.Color("series:N", scale=scale, title=None,
-                      legend=alt.Legend(orient="top-right", symbolType="stroke"))
-    run_layer = alt.Chart(runs).mark_line(strokeWidth=1.2, opacity=0.55).encode(
-        x=x, y=y, color=color, detail="run:N",
+    y = alt.Y("loss:Q", scale=alt.Scale(type="log"), title="LM loss")
+    run_layer = alt.Chart(runs).mark_line(strokeWidth=1.1, opacity=0.5).encode(
+        x=x, y=y, color=color, strokeDash=dash, detail="run:N",
         tooltip=["method:N", "run:N", alt.Tooltip("compute:Q", format=".3g"), alt.Tooltip("loss:Q", format=".3f")])
-    proj_layer = alt.Chart(proj).mark_line(strokeDash=[7, 4], strokeWidth=2.6).encode(
-        x=x, y=y, color=color, tooltip=["method:N", alt.Tooltip("loss:Q", format=".3f")])
+    proj_layer = alt.Chart(proj).mark_line(strokeWidth=2.8).encode(
+        x=x, y=y, color=color, strokeDash=dash, tooltip=["method:N", alt.Tooltip("loss:Q", format=".3f")])
     return alt.layer(run_layer, proj_layer).properties(width=figures.WIDTH, height=figures.HEIGHT)
 
 
