@@ -65,7 +65,15 @@ def _provenance_cell(nb_name: str, param_source: str, prov: dict, root_rel: str)
         f"Input data:\n\n{data}\n\n"
         f"Rerun it: `scalebook run {nb_name} --set {prov['set']}` (add `-p name=value` to change a parameter).\n\n"
         f"<p>{links}</p>\n:::\n")
-    return nbformat.v4.new_markdown_cell(text, metadata={"scalebook": "provenance"})
+    return _markdown_cell(text, "scalebook-provenance", {"scalebook": "provenance"})
+
+
+def _markdown_cell(text: str, cell_id: str, metadata: dict) -> nbformat.NotebookNode:
+    # A fixed id (nbformat would draw a random one) keeps staging deterministic, so an unchanged
+    # book is recognised as unchanged and not rebuilt.
+    cell = nbformat.v4.new_markdown_cell(text, metadata=metadata)
+    cell["id"] = cell_id
+    return cell
 
 
 def _cite_block(meta: dict, root_rel: str, report: config.ReportConfig) -> str:
@@ -87,14 +95,14 @@ def _figure_cell(meta: dict, root_rel: str, report: config.ReportConfig) -> nbfo
     alt = meta.get("alt", "").replace("\n", " ")
     text = (f":::{{figure}} figures/{meta['id']}.svg\n:name: fig-{meta['id']}\n:alt: {alt}\n:width: 100%\n\n"
             f"{meta['caption']}\n:::\n\n" + _cite_block(meta, root_rel, report))
-    return nbformat.v4.new_markdown_cell(text, metadata={"scalebook": {"figure": meta["id"]}})
+    return _markdown_cell(text, f"scalebook-fig-{meta['id']}", {"scalebook": {"figure": meta["id"]}})
 
 
 def _table_cell(marker: dict, run_id: str, root_rel: str) -> nbformat.NotebookNode:
     tid = marker["table"]
     text = (f":::{{table}} {marker['caption']}\n:name: tbl-{tid}\n\n{marker['markdown']}\n:::\n\n"
             f"<p class=\"scalebook-table-files\">{_link(f'{root_rel}runs/{run_id}/tables/{tid}.csv', 'table as CSV')}</p>\n")
-    return nbformat.v4.new_markdown_cell(text, metadata={"scalebook": {"table": tid}})
+    return _markdown_cell(text, f"scalebook-tbl-{tid}", {"scalebook": {"table": tid}})
 
 
 def transform(nb: nbformat.NotebookNode, run_dir: Path, name: str, report: config.ReportConfig,

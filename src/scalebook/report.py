@@ -36,13 +36,17 @@ RESULTS_FILE = "results.json"
 
 
 class Text(str):
-    """A pre-formatted string that displays without quotes (so `{glue:text}` shows it bare)."""
+    """A pre-formatted string for `{glue:text}`.
+
+    myst-nb passes glued plain text through `ast.literal_eval` before showing it, so a bare
+    "2,000" would render as "(2, 0)"; a quoted repr evaluates back to exactly this string.
+    """
 
     def __repr__(self) -> str:
-        return str(self)
+        return repr(str(self))
 
     def _repr_pretty_(self, p, cycle):
-        p.text(str(self))
+        p.text(repr(str(self)))
 
 
 def _jsonable(value: Any) -> Any:
