@@ -37,6 +37,9 @@ PROVENANCE = "provenance.json"
 RESULTS = "results.json"
 LATEST = "latest.json"
 HEARTBEAT_S = 30
+# Worker processes of runs in flight, so an interrupt of `run_many` can stop them all.
+_ACTIVE: set[subprocess.Popen] = set()
+_ACTIVE_LOCK = threading.Lock()
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 GRACE_S = 5
 
@@ -203,6 +206,8 @@ def run(p: RunPlan, *, force: bool = False, timeout: float | None = None,
             proc = subprocess.Popen([sys.executable, "-m", "scalebook.execute", str(tmp)], env=env,
                                     cwd=tmp, start_new_session=True,
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            with _ACTIVE_LOCK:
+                _ACTIVE.add(proc)
             log = []
             reader = threading.Thread(target=lambda: log.extend(proc.stdout), daemon=True)
             reader.start()
@@ -222,6 +227,9 @@ def run(p: RunPlan, *, force: bool = False, timeout: float | None = None,
             except BaseException:
                 _kill_group(proc)
                 raise
+            finally:
+                with _ACTIVE_LOCK:
+                    _ACTIVE.discard(proc)
             reader.join(timeout=5)
             duration = time.monotonic() - t0
             if proc.returncode != 0:
@@ -276,12 +284,27 @@ def run_many(plans: list[RunPlan], *, jobs: int = 1, force: bool = False, timeou
             progress(f"! {exc}")
             return pl, None, exc
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        for pl, out, exc in pool.map(one, plans):
-            if exc is None:
-                outcomes.append(out)
-            else:
-                failures.append((pl, exc))
+    if jobs <= 1 or len(plans) <= 1:
+        # In the main thread, so Ctrl-C / SIGTERM reach the run directly and clean up.
+        results = [one(pl) for pl in plans]
+    else:
+        pool = ThreadPoolExecutor(max_workers=jobs)
+        try:
+            results = list(pool.map(one, plans))
+        except BaseException:
+            # Signals arrive in the main thread only: stop every worker so the threads return.
+            with _ACTIVE_LOCK:
+                active = list(_ACTIVE)
+            for proc in active:
+                _kill_group(proc)
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+    for pl, out, exc in results:
+        if exc is None:
+            outcomes.append(out)
+        else:
+            failures.append((pl, exc))
     return outcomes, failures
 
 
