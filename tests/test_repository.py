@@ -69,3 +69,12 @@ def test_no_machine_paths_in_tracked_sources():
         if pattern.search(f.read_text(errors="ignore")):
             offenders.append(f.relative_to(REPO).as_posix())
     assert offenders == []
+
+
+def test_citation_cff_matches_the_package_version():
+    import tomllib
+    cff = yaml.safe_load((REPO / "CITATION.cff").read_text())
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert cff["cff-version"] == "1.2.0"
+    assert str(cff["version"]) == project["version"]
+    assert cff["title"] and cff["authors"]
