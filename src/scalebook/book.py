@@ -176,11 +176,7 @@ def stage(report: config.ReportConfig | None = None,
         (tmp / "status_runs.md").write_text(_status_markdown(staged), encoding="utf-8")
         (tmp / "datasets.md").write_text(_datasets_markdown(), encoding="utf-8")
         (extra / "runs.json").write_text(json.dumps(staged, indent=1, sort_keys=True) + "\n")
-        old = gen.with_name(f".generated-old-{os.getpid()}")
-        if gen.exists():
-            os.rename(gen, old)
-        os.rename(tmp, gen)
-        shutil.rmtree(old, ignore_errors=True)
+        paths.replace_dir(tmp, gen)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return staged
@@ -262,11 +258,7 @@ def build(*, force: bool = False, report: config.ReportConfig | None = None,
             raise ScalebookError("the built book loads resources from off the machine; the last good book is "
                                  "unchanged:\n" + "\n".join(remote[:30]))
         (built / STAMP).write_text(json.dumps({"key": key, "runs": staged}, indent=1, sort_keys=True) + "\n")
-        old = html_dir.with_name(f".html-old-{os.getpid()}")
-        if html_dir.exists():
-            os.rename(html_dir, old)
-        os.rename(built, html_dir)
-        shutil.rmtree(old, ignore_errors=True)
+        paths.replace_dir(built, html_dir)
     finally:
         shutil.rmtree(out, ignore_errors=True)
     progress(f"+ book: built in {time.monotonic() - t0:.1f} s -> {paths.display_path(html_dir / 'index.html')}")

@@ -240,13 +240,7 @@ def run(p: RunPlan, *, force: bool = False, timeout: float | None = None,
                     "report_version": __version__, "started_utc": started.isoformat(timespec="seconds"),
                     "duration_s": round(duration, 2), "key": p.key}
             (tmp / PROVENANCE).write_text(json.dumps(prov, indent=1, sort_keys=True, default=str) + "\n")
-            if p.run_dir.exists():  # --force over an existing run: swap, never leave neither
-                trash = nb_dir / f".old-{p.run_id}-{os.getpid()}"
-                os.rename(p.run_dir, trash)
-                os.rename(tmp, p.run_dir)
-                shutil.rmtree(trash, ignore_errors=True)
-            else:
-                os.rename(tmp, p.run_dir)
+            paths.replace_dir(tmp, p.run_dir)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         _set_latest(p)

@@ -60,6 +60,17 @@ def lock_file() -> Path:
     return root() / "requirements.lock"
 
 
+def replace_dir(new: Path, target: Path) -> None:
+    """Put folder `new` in place of `target` by renames, so `target` is never missing or half-written."""
+    import shutil
+
+    old = target.with_name(f".{target.name}-old-{os.getpid()}")
+    if target.exists():
+        os.rename(target, old)
+    os.rename(new, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def resolve(path: str | os.PathLike) -> Path:
     """Resolve a data path as notebooks receive it: relative paths are relative to the root."""
     p = Path(path).expanduser()
