@@ -42,6 +42,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -63,14 +65,24 @@ HOFFMANN_GRID: dict[str, np.ndarray] = {
     "beta": np.arange(0.0, 2.01, 0.5),
 }
 
+# Evaluation modes: the Gauss-Newton matrix in single precision (far from a solution), the exact
+# Hessian in single precision (closer), the exact Hessian in double precision (to finish).
+GAUSS_NEWTON32, EXACT32, EXACT64 = 0, 1, 2
+
 # Relative objective tolerance within which a start counts as having reached the optimum.
 OPTIMUM_RTOL = 1e-6
 # Gradient tolerances (relative to huber_delta * n, in standardised coordinates).
 GTOL = 1e-8  # each start of the multi-start search
 GTOL_POLISH = 1e-12  # the polishing of the best candidates
-GTOL_CONVERGED = 1e-9  # what the reported optimum must reach to count as converged
-# A start switches from the Gauss-Newton to the exact-Hessian step below this gradient.
-GSWITCH = 4e-3
+GTOL_CONVERGED = 1e-9  # the reported optimum converged if its gradient is below this...
+DECREMENT_CONVERGED = 1e-12  # ...or a Newton step would lower the objective by less than this, relative
+# A start switches from the Gauss-Newton to the exact-Hessian step below the first gradient, and to
+# double precision below the second (single precision resolves the objective to ~1e-5 relative).
+GEXACT = 4e-3
+G64 = 4e-3
+# Iterations over which a start must improve its objective to keep going.
+STAGNATION_ITERS = 25
+SLOW_GAIN = 1e-2
 
 
 # =====================================================================================
@@ -130,22 +142,12 @@ class _Model:
         for k in range(self.K):
             idx = np.flatnonzero(np.any(X[k] != 0, axis=0))
             self.comp.append((idx, np.ascontiguousarray(X[k][:, idx]), len(self.components[k].slopes) == 0))
-        self.iu = np.triu_indices(self.P)
-        # Hessian blocks: for components k <= l, the products x_kp x_lq (both orders when k != l)
-        # on the upper triangle (p, q), keeping only the (p, q) they touch: H[:, cols] += c_kl @ Q.
-        self.pairs = []
-        for k in range(self.K):
-            for l in range(k, self.K):
-                q = X[k][:, :, None] * X[l][:, None, :]
-                if k != l:
-                    q = q + q.transpose(0, 2, 1)
-                q = q[:, self.iu[0], self.iu[1]]
-                cols = np.flatnonzero(np.any(q != 0, axis=0))
-                self.pairs.append((k, l, cols, np.ascontiguousarray(q[:, cols])))
+        self.unit = [np.all(xs == 1.0, axis=0) for _, xs, _ in self.comp]
+        self.outer = [np.ascontiguousarray((xs[:, :, None] * xs[:, None, :]).reshape(self.n, -1)) for _, xs, _ in self.comp]
         # Gauss-Newton evaluations (far from a solution) run in single precision: twice the
         # throughput, and the step only needs a direction; the exact phase is double precision.
         self.comp32 = [(idx, xs.astype(np.float32), const) for idx, xs, const in self.comp]
-        self.pairs32 = [(k, l, cols, q.astype(np.float32)) for k, l, cols, q in self.pairs]
+        self.outer32 = [q.astype(np.float32) for q in self.outer]
         self.y32 = self.y.astype(np.float32)
         # Chunks of starts small enough that the temporaries stay in cache.
         self.chunk = max(8, int(2 ** 15 // max(1, self.K * self.n)))
@@ -157,43 +159,37 @@ class _Model:
     def to_raw(self, theta_int: np.ndarray) -> np.ndarray:
         return np.asarray(theta_int, dtype=float) @ self.Minv.T
 
-    def full_hessian(self, hflat: np.ndarray) -> np.ndarray:
-        H = np.empty(hflat.shape[:-1] + (self.P, self.P))
-        H[..., self.iu[0], self.iu[1]] = hflat
-        H[..., self.iu[1], self.iu[0]] = hflat
-        return H
-
     # -- objective -----------------------------------------------------------------------
     def evaluate(self, theta: np.ndarray, delta: float, *, weights: np.ndarray | None = None,
-                 exact: np.ndarray | bool = False, hessian: bool = True):
-        """Objective, gradient and (flattened upper-triangle) Hessian for a batch of starts.
+                 mode: np.ndarray | int = EXACT64, hessian: bool = True):
+        """Objective, gradient and (flattened upper-triangle) curvature matrix for a batch of starts.
 
         `theta` is (S, P) in internal coordinates; `weights` (S, n) row weights (bootstrap
-        counts) or None; `exact` (bool or (S,) bool) selects the exact Hessian, otherwise the
-        iteratively-reweighted Gauss-Newton matrix sum_i (psi(r_i) / r_i) J_i J_i' is returned.
+        counts) or None; `mode` (an int or one per start): GAUSS_NEWTON32 returns the
+        iteratively-reweighted Gauss-Newton matrix sum_i (psi(r_i) / r_i) J_i J_i' computed in
+        single precision, EXACT32 and EXACT64 the exact Hessian in single or double precision.
         """
         theta = np.atleast_2d(theta)
         S = theta.shape[0]
         f = np.empty(S)
         g = np.zeros((S, self.P))
-        H = np.zeros((S, len(self.iu[0]))) if hessian else None
-        exact = np.broadcast_to(np.asarray(exact, dtype=bool), (S,))
-        for mode in (False, True):
-            sel = np.flatnonzero(exact == mode)
+        H = np.zeros((S, self.P, self.P)) if hessian else None
+        mode = np.broadcast_to(np.asarray(mode, dtype=int), (S,))
+        for m in (GAUSS_NEWTON32, EXACT32, EXACT64):
+            sel = np.flatnonzero(mode == m)
             for lo in range(0, sel.size, self.chunk):
                 rows = sel[lo: lo + self.chunk]
-                if rows.size == S:
-                    rows = slice(None)
-                self._evaluate_chunk(theta[rows], delta, None if weights is None else weights[rows], mode,
-                                     hessian, f, g, H, rows)
+                self._evaluate_chunk(theta[rows], delta, None if weights is None else weights[rows], m, hessian,
+                                     f, g, H, rows)
         return f, g, H
 
-    def _evaluate_chunk(self, theta, delta, weights, exact, hessian, f, g, H, rows):
+    def _evaluate_chunk(self, theta, delta, weights, mode, hessian, f, g, H, rows):
         S, n = theta.shape[0], self.n
-        if exact:
-            comp, pairs, y, dt = self.comp, self.pairs, self.y, np.float64
+        exact = mode != GAUSS_NEWTON32
+        if mode == EXACT64:
+            comp, outer, y, dt = self.comp, self.outer, self.y, np.float64
         else:
-            comp, pairs, y, dt = self.comp32, self.pairs32, self.y32, np.float32
+            comp, outer, y, dt = self.comp32, self.outer32, self.y32, np.float32
             theta = theta.astype(np.float32)
             if weights is not None:
                 weights = weights.astype(np.float32)
@@ -212,37 +208,41 @@ class _Model:
         r = np.log(s)
         r += m
         r -= y
-        psi = np.clip(r, -delta, delta)
+        psi = np.maximum(r, -delta)
+        np.minimum(psi, delta, out=psi)
         rho = psi * (r - 0.5 * psi)  # the Huber loss: r^2/2 inside [-delta, delta], delta (|r| - delta/2) outside
         if weights is not None:
             rho *= weights
             psi *= weights
         f[rows] = rho.sum(axis=1)
-        gk = np.zeros((S, self.P))
+        # J[:, p] = d log L_hat / d theta_p = w_k x_p for the component k that parameter p is in.
+        J = np.empty((S, self.P, n), dtype=dt)
         for k, (idx, xs, const) in enumerate(comp):
-            pw = w[k] * psi
-            gk[:, idx] += pw.sum(axis=1, keepdims=True) if const else pw @ xs
-        g[rows] = gk
+            for j, p in enumerate(idx):
+                if self.unit[k][j]:
+                    J[:, p] = w[k]
+                else:
+                    np.multiply(w[k], xs[:, j], out=J[:, p])
+        g[rows] = np.matmul(J, psi[:, :, None])[:, :, 0]
         if not hessian:
             return
-        # Exact: sum_i [h2 J J' + psi (sum_k w_k x_k x_k' - J J')], J = sum_k w_k x_k, h2 = 1{|r| <= delta};
-        # Gauss-Newton (IRLS): sum_i (psi / r) J J'.
         ar = np.abs(r)
-        wt = 1.0 if weights is None else weights
-        if exact:
-            base = (ar <= delta) * wt - psi
-        else:
+        if not exact:  # Gauss-Newton (IRLS): sum_i (psi_i / r_i) J_i J_i'
             base = dt(delta) / np.maximum(ar, dt(delta))
             if weights is not None:
                 base *= weights
-        hk = np.zeros((S, len(self.iu[0])))
-        for k, l, cols, q in pairs:
-            c = base * w[k]
-            c *= w[l]
-            if exact and k == l:
-                c += psi * w[k]
-            hk[:, cols] += c @ q
-        H[rows] = hk
+            J *= np.sqrt(base)[:, None, :]
+            H[rows] = np.matmul(J, J.transpose(0, 2, 1))
+            return
+        # Exact: sum_i [h2 J J' + psi (sum_k w_k x_k x_k' - J J')], h2 = 1{|r| <= delta}.
+        base = (ar <= delta).astype(dt)
+        if weights is not None:
+            base *= weights
+        base -= psi
+        hx = np.matmul(J * base[:, None, :], J.transpose(0, 2, 1))
+        for k, (idx, xs, const) in enumerate(comp):
+            hx[:, idx[:, None], idx[None, :]] += ((w[k] * psi) @ outer[k]).reshape(S, idx.size, idx.size)
+        H[rows] = hx
 
     def predict_log(self, theta_raw: np.ndarray, components: Sequence[_Component], n_rows: int) -> np.ndarray:
         """log L_hat for raw parameters on (possibly new) data described by `components`."""
@@ -295,48 +295,61 @@ def _minimise(model: _Model, theta0: np.ndarray, delta: float, *, weights: np.nd
     S = theta.shape[0]
     total = np.full(S, float(model.n)) if weights is None else weights.sum(axis=1)
     gabs = gtol * delta * total
-    gswitch = GSWITCH * delta * total
-    exact = np.full(S, exact_from_start)
-    f, g, H = model.evaluate(theta, delta, weights=weights, exact=exact)
+    gexact = GEXACT * delta * total
+    g64 = G64 * delta * total
+    mode = np.full(S, EXACT64 if exact_from_start else GAUSS_NEWTON32)
+    f, g, H = model.evaluate(theta, delta, weights=weights, mode=mode)
     gm = np.abs(g).max(axis=1)
     mu = np.full(S, 1e-3)
     radius = np.full(S, max_step)
     n_iter = np.zeros(S, dtype=int)
-    converged = (gm <= gabs) & exact
+    converged = (gm <= gabs) & (mode == EXACT64)
     active = ~converged & np.isfinite(f)
     floor = 1e-12 * delta * float(model.n)
     eye = np.eye(model.P)
-    for _ in range(max_iter):
-        # Starts whose gradient is small switch to the exact Hessian (and double precision):
-        # re-evaluate them where they stand, so that trial and current point compare like for like.
-        switch = np.flatnonzero(active & ~exact & (gm < gswitch))
+    checkpoint = f.copy()
+    for it in range(max_iter):
+        # Closer to a solution, a start moves to the exact Hessian, then to double precision; on
+        # the second switch it is re-evaluated where it stands, so trial and current point compare
+        # like for like.
+        up = active & (mode == GAUSS_NEWTON32) & (gm < gexact)
+        mode[up] = EXACT32
+        # Single precision resolves the objective to ~1e-5 relative: a start that can no longer find
+        # a decrease in it (its trust radius has collapsed) continues in double precision.
+        switch = np.flatnonzero(active & (mode != EXACT64) & ((gm < g64) | (radius < 1e-4)))
         if switch.size:
-            exact[switch] = True
+            mode[switch] = EXACT64
             f[switch], g[switch], H[switch] = model.evaluate(
-                theta[switch], delta, weights=None if weights is None else weights[switch], exact=True)
+                theta[switch], delta, weights=None if weights is None else weights[switch], mode=EXACT64)
             gm[switch] = np.abs(g[switch]).max(axis=1)
+        if up.any():
+            re = np.flatnonzero(up & (mode == EXACT32))
+            if re.size:  # the curvature at the current point, now exact
+                f[re], g[re], H[re] = model.evaluate(theta[re], delta, weights=None if weights is None else weights[re],
+                                                     mode=EXACT32)
         idx = np.flatnonzero(active)
         if idx.size == 0:
             break
         step = np.empty((idx.size, model.P))
-        ex = exact[idx]
-        if (~ex).any():  # Gauss-Newton: positive semi-definite, damped by a share of its trace
-            gi = idx[~ex]
-            Hg = model.full_hessian(H[gi])
+        md = mode[idx]
+        gn = md == GAUSS_NEWTON32
+        if gn.any():  # Gauss-Newton: positive semi-definite, damped by a share of its trace
+            gi = idx[gn]
+            Hg = H[gi]
             lam = mu[gi] * np.maximum(np.trace(Hg, axis1=1, axis2=2) / model.P, floor)
-            step[~ex] = np.linalg.solve(Hg + lam[:, None, None] * eye, -g[gi][:, :, None])[:, :, 0]
-        if ex.any():  # exact Hessian: eigenvalues in absolute value, so negative curvature is descended
-            ei = idx[ex]
-            evals, evecs = np.linalg.eigh(model.full_hessian(H[ei]))
+            step[gn] = np.linalg.solve(Hg + lam[:, None, None] * eye, -g[gi][:, :, None])[:, :, 0]
+        if (~gn).any():  # exact Hessian: eigenvalues in absolute value, so negative curvature is descended
+            ei = idx[~gn]
+            evals, evecs = np.linalg.eigh(H[ei])
             a = np.abs(evals)
             lam = mu[ei] * np.maximum(a.max(axis=1), floor)
             gv = np.einsum("spq,sp->sq", evecs, g[ei])
-            step[ex] = np.einsum("spq,sq->sp", evecs, -gv / (a + lam[:, None]))
+            step[~gn] = np.einsum("spq,sq->sp", evecs, -gv / (a + lam[:, None]))
         big = np.abs(step).max(axis=1)
         step *= np.minimum(1.0, radius[idx] / np.maximum(big, 1e-300))[:, None]
         trial = theta[idx] + step
-        ft, gt, Ht = model.evaluate(trial, delta, weights=None if weights is None else weights[idx], exact=ex)
-        ok = ft <= f[idx]
+        ft, gt, Ht = model.evaluate(trial, delta, weights=None if weights is None else weights[idx], mode=md)
+        ok = ft < f[idx]
         acc, rej = idx[ok], idx[~ok]
         theta[acc], f[acc], g[acc], H[acc] = trial[ok], ft[ok], gt[ok], Ht[ok]
         gm[acc] = np.abs(gt[ok]).max(axis=1)
@@ -346,24 +359,35 @@ def _minimise(model: _Model, theta0: np.ndarray, delta: float, *, weights: np.nd
         radius[rej] /= 4.0
         n_iter[idx] += 1
         if trace is not None:
-            trace.append((idx.size, int(ok.sum()), int(ex.sum()), f.copy()))
-        done = (gm[idx] <= gabs[idx]) & exact[idx]
+            trace.append((idx.size, int(ok.sum()), int((md == EXACT64).sum()), f.copy(), int((md == EXACT32).sum())))
+        done = (gm[idx] <= gabs[idx]) & (mode[idx] == EXACT64)
         converged[idx[done]] = True
-        stalled = radius[idx] < 1e-13
+        stalled = (radius[idx] < 1e-13) & (mode[idx] == EXACT64)
+        if (it + 1) % STAGNATION_ITERS == 0:
+            # A start whose objective fell by less than 1e-10 (relative) over the last iterations is
+            # creeping toward an optimum at infinity (a term vanishing, say E -> 0): it stops, not converged.
+            gain = checkpoint[idx] - f[idx]
+            stalled |= gain <= 1e-10 * np.abs(f[idx])
+            # Gauss-Newton crawls on near-L1 landscapes (most residuals far outside the Huber
+            # threshold): a start gaining little moves on to exact Newton steps.
+            slow = idx[(gain <= SLOW_GAIN * np.abs(f[idx])) & (mode[idx] == GAUSS_NEWTON32)]
+            mode[slow] = EXACT32
+            if slow.size:
+                f[slow], g[slow], H[slow] = model.evaluate(
+                    theta[slow], delta, weights=None if weights is None else weights[slow], mode=EXACT32)
+            checkpoint[idx] = f[idx]
         active[idx[done | stalled]] = False
     return _Solution(theta, f, gm / (delta * total), converged, n_iter)
 
 
 def _distinct(theta: np.ndarray, order: np.ndarray, limit: int, tol: float = 1e-3) -> list[int]:
     """Indices (in `order`) of up to `limit` points that differ from each other by more than `tol`."""
+    order = np.asarray([i for i in order if np.all(np.isfinite(theta[i]))], dtype=int)
     picked: list[int] = []
-    for i in order:
-        if not np.all(np.isfinite(theta[i])):
-            continue
-        if all(np.abs(theta[i] - theta[j]).max() > tol for j in picked):
-            picked.append(int(i))
-            if len(picked) == limit:
-                break
+    while order.size and len(picked) < limit:
+        i = int(order[0])
+        picked.append(i)
+        order = order[np.abs(theta[order] - theta[i]).max(axis=1) > tol]
     return picked
 
 
@@ -372,12 +396,14 @@ class _MultiStart:
     theta_raw: np.ndarray  # (P,) the optimum, raw parametrisation
     objective: float
     gmax: float
+    decrement: float
     converged: bool
     n_starts: int
     n_starts_converged: int
     n_starts_at_optimum: int
     local_optima_raw: np.ndarray  # (m, P) distinct other local optima, best first
     n_iter_max: int
+    seconds: float
 
 
 _THREADPOOLS: list = []
@@ -397,6 +423,7 @@ def _single_threaded(func):
 
 @_single_threaded
 def _multistart(model: _Model, starts_raw: np.ndarray, delta: float, *, n_polish: int = 5) -> _MultiStart:
+    t0 = time.perf_counter()
     theta0 = model.to_internal(starts_raw)
     sol = _minimise(model, theta0, delta)
     order = np.argsort(np.where(np.isfinite(sol.f), sol.f, np.inf), kind="stable")
@@ -409,14 +436,24 @@ def _multistart(model: _Model, starts_raw: np.ndarray, delta: float, *, n_polish
     # The absolute floor matters only for (near) noise-free data, where the optimum is ~0.
     at_opt = sol.f <= f_opt * (1 + OPTIMUM_RTOL) + 0.5 * model.n * (1e-6 * delta) ** 2
     theta_opt = pol.theta[best]
+    # Converged: the Hessian is positive definite and either the gradient is negligible or a full
+    # Newton step would lower the objective by less than DECREMENT_CONVERGED (relative) -- with
+    # many parameters and a flat direction the latter is reached first, at float64 resolution.
+    f1, g1, h1 = model.evaluate(theta_opt[None], delta, mode=EXACT64)
+    Hopt = h1[0]
+    evals = np.linalg.eigvalsh(Hopt)
+    pd_ok = bool(evals[0] > 1e-12 * max(evals[-1], 1e-300))
+    decrement = float(0.5 * g1[0] @ np.linalg.solve(Hopt, g1[0])) / max(f_opt, 1e-300) if pd_ok else np.inf
+    gmax = float(pol.gmax[best])
+    converged = pd_ok and (gmax <= GTOL_CONVERGED or decrement <= DECREMENT_CONVERGED)
     others = [i for i in _distinct(sol.theta, order, 8, tol=1e-3)
               if np.abs(sol.theta[i] - theta_opt).max() > 1e-3]
     return _MultiStart(
-        theta_raw=model.to_raw(theta_opt), objective=f_opt, gmax=float(pol.gmax[best]),
-        converged=bool(pol.gmax[best] <= GTOL_CONVERGED), n_starts=len(starts_raw),
+        theta_raw=model.to_raw(theta_opt), objective=f_opt, gmax=gmax, decrement=decrement,
+        converged=converged, n_starts=len(starts_raw),
         n_starts_converged=int(sol.converged.sum()), n_starts_at_optimum=int(at_opt.sum()),
         local_optima_raw=model.to_raw(sol.theta[others]) if others else np.empty((0, model.P)),
-        n_iter_max=int(sol.n_iter.max()))
+        n_iter_max=int(sol.n_iter.max()), seconds=time.perf_counter() - t0)
 
 
 def _bootstrap_weights(n: int, n_boot: int, rng: np.random.Generator, clusters: np.ndarray | None) -> np.ndarray:
@@ -536,8 +573,9 @@ class _LawFit:
     params: pd.Series  # the law's parameters in its published form
     raw_params: pd.Series  # the same in the log-linear parametrisation the optimiser uses
     objective: float  # summed Huber loss of the log residuals at the optimum
-    converged: bool  # the optimum's largest (standardised) gradient is below GTOL_CONVERGED
-    gradient: float  # that gradient, relative to huber_delta * n
+    converged: bool  # positive-definite Hessian and a negligible gradient or Newton decrement
+    gradient: float  # the optimum's largest standardised gradient, relative to huber_delta * n
+    decrement: float  # the objective decrease a further Newton step promises, relative to the objective
     n_obs: int
     huber_delta: float
     n_starts: int
@@ -548,6 +586,7 @@ class _LawFit:
     seed: int
     cluster_bootstrap: bool
     notes: list[str] = field(default_factory=list)
+    timings: dict = field(default_factory=dict)  # wall seconds of the multi-start fit and of the bootstrap
     _model: Any = field(default=None, repr=False)
     _builder: Any = field(default=None, repr=False)
     _natural: Any = field(default=None, repr=False)
@@ -607,7 +646,7 @@ class _LawFit:
                  f"  starts {self.n_starts}: {self.n_starts_converged} converged, {self.n_starts_at_optimum} "
                  f"reached the optimum (objective within {OPTIMUM_RTOL:g} relative)",
                  f"  optimum converged: {self.converged} (largest standardised gradient "
-                 f"{self.gradient:.2e} x delta x n)"]
+                 f"{self.gradient:.2e} x delta x n; a Newton step would gain {self.decrement:.1e} of the objective)"]
         if self.draws is not None:
             kind = "clusters" if self.cluster_bootstrap else "rows"
             lines.append(f"  bootstrap: {self.n_bootstrap} resamples of {kind} (seed {self.seed}), "
@@ -626,6 +665,7 @@ def _finish(fit_cls, model: _Model, ms: _MultiStart, *, builder, natural, delta,
     raw = pd.Series(ms.theta_raw, index=model.names, name="raw")
     params = natural(raw.to_frame().T).iloc[0].rename("params")
     draws = None
+    t0 = time.perf_counter()
     if n_bootstrap:
         braw, bconv = _bootstrap(model, ms, starts_raw, delta, int(n_bootstrap), seed, clusters)
         draws = natural(pd.DataFrame(braw, columns=model.names))
@@ -645,10 +685,11 @@ def _finish(fit_cls, model: _Model, ms: _MultiStart, *, builder, natural, delta,
                      f"convergence tolerance (typically drifting toward a boundary, such as E -> 0, where the "
                      f"resample's optimum is at infinity); they are kept in the intervals at their last iterate")
     return fit_cls(params=params, raw_params=raw, objective=ms.objective, converged=ms.converged,
-                   gradient=ms.gmax, n_obs=model.n, huber_delta=delta, n_starts=ms.n_starts,
+                   gradient=ms.gmax, decrement=ms.decrement, n_obs=model.n, huber_delta=delta, n_starts=ms.n_starts,
                    n_starts_converged=ms.n_starts_converged, n_starts_at_optimum=ms.n_starts_at_optimum,
                    draws=draws, n_bootstrap=int(n_bootstrap), seed=seed, cluster_bootstrap=clusters is not None,
-                   notes=notes, _model=model, _builder=builder, _natural=natural, **extra)
+                   notes=notes, timings={"fit_s": ms.seconds, "bootstrap_s": time.perf_counter() - t0},
+                   _model=model, _builder=builder, _natural=natural, **extra)
 
 
 def _clusters(df: pd.DataFrame, clusters) -> np.ndarray | None:
@@ -1002,6 +1043,25 @@ class ChinchillaFit(_LawFit):
                 out[name + "_lower"] = np.nanquantile(v, alpha / 2, axis=0)
                 out[name + "_upper"] = np.nanquantile(v, 1 - alpha / 2, axis=0)
         return out
+
+
+#: The Besiroglu et al. (2024) refit of Chinchilla Approach 3 (their Table 1).
+BESIROGLU_2024 = {"E": 1.82, "A": 482.0, "B": 2085.0, "alpha": 0.348, "beta": 0.366}
+
+
+def simulate_chinchilla(n: int = 240, *, seed: int = 0, params: Mapping[str, float] = BESIROGLU_2024,
+                        noise_sd: float = 0.01, n_range=(4e7, 1.6e10), tokens_per_param=(1.0, 100.0)) -> pd.DataFrame:
+    """Synthetic (N, D, loss) points from a known Chinchilla law, for tests and benchmarks.
+
+    N is log-uniform over `n_range`, D = N times a log-uniform tokens-per-parameter ratio, and the
+    loss is the law times exp(noise), noise ~ Normal(0, noise_sd) (noise on the log scale, the
+    scale the fit works on).
+    """
+    rng = np.random.default_rng(seed)
+    N = np.exp(rng.uniform(np.log(n_range[0]), np.log(n_range[1]), n))
+    D = N * np.exp(rng.uniform(np.log(tokens_per_param[0]), np.log(tokens_per_param[1]), n))
+    L = params["E"] + params["A"] / N ** params["alpha"] + params["B"] / D ** params["beta"]
+    return pd.DataFrame({"N": N, "D": D, "loss": L * np.exp(rng.normal(0.0, noise_sd, n))})
 
 
 def hoffmann_starts() -> np.ndarray:
