@@ -957,14 +957,21 @@ class ChinchillaFit(_LawFit):
 
     @property
     def law(self) -> str:
-        base = "L(N, D) = E + A / N^alpha + B / D^beta"
-        if not self.covariates:
-            return base
-        parts = []
+        """The fitted law as a formula (numeric covariates as powers, categorical ones as ratios r_term)."""
+        factors = {t: "" for t in "EAB"}
+        baselines = {}
         for c in self.covariates:
-            parts.append(f"{c.term} x {c.column}^{c.name}" if c.level is None else
-                         f"{c.term} x {c.name} when {c.column} = {c.level}")
-        return base + "; " + "; ".join(parts)
+            if c.level is None:
+                factors[c.term] += f" {c.column}^{c.name}"
+            elif f"r_{c.term}({c.column})" not in factors[c.term]:
+                factors[c.term] += f" r_{c.term}({c.column})"
+                baselines[c.column] = c
+        cols = list(dict.fromkeys(c.column for c in self.covariates))
+        head = f"L(N, D{''.join(', ' + c for c in cols)})"
+        text = f"{head} = E{factors['E']} + A{factors['A']} / N^alpha + B{factors['B']} / D^beta"
+        if baselines:
+            text += " (r: the fitted ratio for a level, 1 for the first level)"
+        return text
 
     def predict(self, df: pd.DataFrame) -> np.ndarray:
         """Predicted loss for a table with the fit's N, D (and covariate) columns."""
@@ -1064,9 +1071,9 @@ def simulate_chinchilla(n: int = 240, *, seed: int = 0, params: Mapping[str, flo
     return pd.DataFrame({"N": N, "D": D, "loss": L * np.exp(rng.normal(0.0, noise_sd, n))})
 
 
-def hoffmann_starts() -> np.ndarray:
-    """The 4500 published starting points as raw (e, a, b, alpha, beta) rows."""
-    return _starts_grid(HOFFMANN_GRID, CHINCHILLA_NAMES)
+def hoffmann_starts(every: int = 1) -> np.ndarray:
+    """The 4500 published starting points as raw (e, a, b, alpha, beta) rows (every `every`-th, for quick runs)."""
+    return _starts_grid(HOFFMANN_GRID, CHINCHILLA_NAMES)[:: max(1, int(every))]
 
 
 def fit_chinchilla(df: pd.DataFrame, *, n: str = "N", d: str = "D", loss: str = "loss",
