@@ -312,7 +312,7 @@ def test_overtrain_gadre2024_converges_and_beats_reference():
     fit = scaling.fit_chinchilla(df, d="tokens")
     assert fit.converged
     N, D, L = df["N"].to_numpy(), df["tokens"].to_numpy(), df["loss"].to_numpy()
-    grid = scaling.hoffmann_starts()[::150]
+    grid = scaling.hoffmann_starts()[::300]  # 15 evenly spread published starts
     best = min(minimize(reference_objective, x0, args=(N, D, L), jac=reference_gradient, method="BFGS",
                         options={"gtol": 1e-10, "maxiter": 3000}).fun for x0 in grid)
     assert fit.objective <= best * (1 + 1e-9)

@@ -83,6 +83,11 @@ G64 = 4e-3
 # Iterations over which a start must improve its objective to keep going.
 STAGNATION_ITERS = 25
 SLOW_GAIN = 1e-2
+# The coarse first pass of a multi-start fit (on every COARSE_STRIDE-th row, when there are enough rows).
+COARSE_MIN_ROWS = 160
+COARSE_STRIDE = 4
+COARSE_MAX_ITER = 60
+COARSE_STOP = 1.0  # the first pass ends below this multiple of the Gauss-Newton-phase gradient
 
 
 # =====================================================================================
@@ -152,6 +157,19 @@ class _Model:
         # Chunks of starts small enough that the temporaries stay in cache.
         self.chunk = max(8, int(2 ** 15 // max(1, self.K * self.n)))
 
+    def take(self, rows: np.ndarray) -> "_Model":
+        """The same law and standardisation on a subset of the rows."""
+        sub = object.__new__(_Model)
+        sub.__dict__.update(self.__dict__)
+        sub.y, sub.y32, sub.n = self.y[rows], self.y32[rows], len(rows)
+        sub.comp = [(idx, np.ascontiguousarray(xs[rows]), c) for idx, xs, c in self.comp]
+        sub.comp32 = [(idx, np.ascontiguousarray(xs[rows]), c) for idx, xs, c in self.comp32]
+        sub.outer = [np.ascontiguousarray(q[rows]) for q in self.outer]
+        sub.outer32 = [np.ascontiguousarray(q[rows]) for q in self.outer32]
+        sub.X = self.X[:, rows]
+        sub.chunk = max(8, int(2 ** 15 // max(1, self.K * sub.n)))
+        return sub
+
     # -- parametrisations ----------------------------------------------------------------
     def to_internal(self, theta_raw: np.ndarray) -> np.ndarray:
         return np.asarray(theta_raw, dtype=float) @ self.M.T
@@ -175,7 +193,16 @@ class _Model:
         g = np.zeros((S, self.P))
         H = np.zeros((S, self.P, self.P)) if hessian else None
         mode = np.broadcast_to(np.asarray(mode, dtype=int), (S,))
+        uniform = bool((mode == mode[0]).all()) if S else True
         for m in (GAUSS_NEWTON32, EXACT32, EXACT64):
+            if uniform:  # contiguous slices: no copies
+                if S == 0 or mode[0] != m:
+                    continue
+                for lo in range(0, S, self.chunk):
+                    rows = slice(lo, min(S, lo + self.chunk))
+                    self._evaluate_chunk(theta[rows], delta, None if weights is None else weights[rows], m, hessian,
+                                         f, g, H, rows)
+                continue
             sel = np.flatnonzero(mode == m)
             for lo in range(0, sel.size, self.chunk):
                 rows = sel[lo: lo + self.chunk]
@@ -201,47 +228,51 @@ class _Model:
                 np.matmul(theta[:, idx], xs.T, out=z[k])
         m = z.max(axis=0)
         z -= m
-        np.exp(z, out=z)
+        np.exp(z, out=z)  # z now holds e_k = exp(z_k - m); component k's share of L_hat is w_k = e_k / s
         s = z.sum(axis=0)
-        z /= s
-        w = z  # each component's share of L_hat at each row
         r = np.log(s)
         r += m
         r -= y
         psi = np.maximum(r, -delta)
         np.minimum(psi, delta, out=psi)
-        rho = psi * (r - 0.5 * psi)  # the Huber loss: r^2/2 inside [-delta, delta], delta (|r| - delta/2) outside
         if weights is not None:
-            rho *= weights
-            psi *= weights
-        f[rows] = rho.sum(axis=1)
-        # J[:, p] = d log L_hat / d theta_p = w_k x_p for the component k that parameter p is in.
+            psi_w = psi * weights
+        else:
+            psi_w = psi
+        # The Huber loss is r^2/2 inside [-delta, delta] and delta (|r| - delta/2) outside: psi (r - psi/2).
+        f[rows] = np.einsum("ij,ij->i", psi_w, r) - 0.5 * np.einsum("ij,ij->i", psi_w, psi)
+        inv_s = 1.0 / s
+        # J[:, p] = s * d log L_hat / d theta_p = e_k x_p for the component k that parameter p is in.
         J = np.empty((S, self.P, n), dtype=dt)
         for k, (idx, xs, const) in enumerate(comp):
             for j, p in enumerate(idx):
                 if self.unit[k][j]:
-                    J[:, p] = w[k]
+                    J[:, p] = z[k]
                 else:
-                    np.multiply(w[k], xs[:, j], out=J[:, p])
-        g[rows] = np.matmul(J, psi[:, :, None])[:, :, 0]
+                    np.multiply(z[k], xs[:, j], out=J[:, p])
+        g[rows] = np.matmul(J, (psi_w * inv_s)[:, :, None])[:, :, 0]
         if not hessian:
             return
         ar = np.abs(r)
         if not exact:  # Gauss-Newton (IRLS): sum_i (psi_i / r_i) J_i J_i'
-            base = dt(delta) / np.maximum(ar, dt(delta))
+            scale = dt(delta) / np.maximum(ar, dt(delta))
             if weights is not None:
-                base *= weights
-            J *= np.sqrt(base)[:, None, :]
+                scale *= weights
+            np.sqrt(scale, out=scale)
+            scale *= inv_s
+            J *= scale[:, None, :]
             H[rows] = np.matmul(J, J.transpose(0, 2, 1))
             return
         # Exact: sum_i [h2 J J' + psi (sum_k w_k x_k x_k' - J J')], h2 = 1{|r| <= delta}.
         base = (ar <= delta).astype(dt)
         if weights is not None:
             base *= weights
-        base -= psi
+        base -= psi_w
+        base *= inv_s * inv_s
         hx = np.matmul(J * base[:, None, :], J.transpose(0, 2, 1))
+        pw = psi_w * inv_s
         for k, (idx, xs, const) in enumerate(comp):
-            hx[:, idx[:, None], idx[None, :]] += ((w[k] * psi) @ outer[k]).reshape(S, idx.size, idx.size)
+            hx[:, idx[:, None], idx[None, :]] += ((z[k] * pw) @ outer[k]).reshape(S, idx.size, idx.size)
         H[rows] = hx
 
     def predict_log(self, theta_raw: np.ndarray, components: Sequence[_Component], n_rows: int) -> np.ndarray:
@@ -282,7 +313,7 @@ class _Solution:
 
 def _minimise(model: _Model, theta0: np.ndarray, delta: float, *, weights: np.ndarray | None = None,
               gtol: float = GTOL, max_iter: int = 400, exact_from_start: bool = False,
-              max_step: float = 10.0, trace: list | None = None) -> _Solution:
+              max_step: float = 10.0, trace: list | None = None, coarse: bool = False) -> _Solution:
     """Minimise the summed Huber objective from every row of `theta0` (internal coordinates).
 
     Damped (Levenberg-Marquardt) steps in the eigenbasis of the curvature matrix with a
@@ -303,7 +334,9 @@ def _minimise(model: _Model, theta0: np.ndarray, delta: float, *, weights: np.nd
     mu = np.full(S, 1e-3)
     radius = np.full(S, max_step)
     n_iter = np.zeros(S, dtype=int)
-    converged = (gm <= gabs) & (mode == EXACT64)
+    if coarse:  # a first pass that only needs to bring each start near a solution
+        gabs = np.maximum(gabs, COARSE_STOP * gexact)
+    converged = (gm <= gabs) & ((mode == EXACT64) | coarse)
     active = ~converged & np.isfinite(f)
     floor = 1e-12 * delta * float(model.n)
     eye = np.eye(model.P)
@@ -360,7 +393,7 @@ def _minimise(model: _Model, theta0: np.ndarray, delta: float, *, weights: np.nd
         n_iter[idx] += 1
         if trace is not None:
             trace.append((idx.size, int(ok.sum()), int((md == EXACT64).sum()), f.copy(), int((md == EXACT32).sum())))
-        done = (gm[idx] <= gabs[idx]) & (mode[idx] == EXACT64)
+        done = (gm[idx] <= gabs[idx]) & ((mode[idx] == EXACT64) | coarse)
         converged[idx[done]] = True
         stalled = (radius[idx] < 1e-13) & (mode[idx] == EXACT64)
         if (it + 1) % STAGNATION_ITERS == 0:
@@ -425,6 +458,11 @@ def _single_threaded(func):
 def _multistart(model: _Model, starts_raw: np.ndarray, delta: float, *, n_polish: int = 5) -> _MultiStart:
     t0 = time.perf_counter()
     theta0 = model.to_internal(starts_raw)
+    if model.n >= COARSE_MIN_ROWS:
+        # Far from any solution a quarter of the rows points the way as well as all of them: every start first
+        # runs to the end of its Gauss-Newton phase on every COARSE_STRIDE-th row, then to convergence on all rows.
+        sub = model.take(np.arange(0, model.n, COARSE_STRIDE))
+        theta0 = _minimise(sub, theta0, delta, coarse=True, max_iter=COARSE_MAX_ITER).theta
     sol = _minimise(model, theta0, delta)
     order = np.argsort(np.where(np.isfinite(sol.f), sol.f, np.inf), kind="stable")
     if not np.isfinite(sol.f[order[0]]):
@@ -446,8 +484,10 @@ def _multistart(model: _Model, starts_raw: np.ndarray, delta: float, *, n_polish
     decrement = float(0.5 * g1[0] @ np.linalg.solve(Hopt, g1[0])) / max(f_opt, 1e-300) if pd_ok else np.inf
     gmax = float(pol.gmax[best])
     converged = pd_ok and (gmax <= GTOL_CONVERGED or decrement <= DECREMENT_CONVERGED)
-    others = [i for i in _distinct(sol.theta, order, 8, tol=1e-3)
-              if np.abs(sol.theta[i] - theta_opt).max() > 1e-3]
+    # Other local optima (warm starts for the bootstrap): distinct, converged, every term alive.
+    others = [i for i in _distinct(sol.theta, order[sol.converged[order]], 8, tol=1e-3)
+              if np.abs(sol.theta[i] - theta_opt).max() > 1e-3
+              and model.shares(model.to_raw(sol.theta[i])).max(axis=1).min() >= 1e-6]
     return _MultiStart(
         theta_raw=model.to_raw(theta_opt), objective=f_opt, gmax=gmax, decrement=decrement,
         converged=converged, n_starts=len(starts_raw),
@@ -470,8 +510,13 @@ def _bootstrap_weights(n: int, n_boot: int, rng: np.random.Generator, clusters: 
 
 @_single_threaded
 def _bootstrap(model: _Model, ms: _MultiStart, starts_raw: np.ndarray, delta: float, n_boot: int, seed: int,
-               clusters: np.ndarray | None, n_local: int = 2, n_grid: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Refit `n_boot` resamples together; returns (raw params (B, P), converged (B,))."""
+               clusters: np.ndarray | None, n_local: int = 0, n_grid: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Refit `n_boot` resamples together; returns (raw params (B, P), converged (B,)).
+
+    Each resample starts from the full-data optimum (and `n_local` other local optima of the grid) and from
+    `n_grid` random grid starts, which take the coarse first pass like the full fit's grid; the best endpoint
+    is the resample's estimate.
+    """
     rng = np.random.default_rng(seed)
     W = _bootstrap_weights(model.n, n_boot, rng, clusters)
     warm = np.vstack([ms.theta_raw[None], ms.local_optima_raw[:n_local]])
@@ -482,6 +527,11 @@ def _bootstrap(model: _Model, ms: _MultiStart, starts_raw: np.ndarray, delta: fl
         starts[:, len(warm):] = starts_raw[rng.integers(0, len(starts_raw), size=(n_boot, n_grid))]
     theta0 = model.to_internal(starts.reshape(-1, model.P))
     weights = np.repeat(W, m, axis=0)
+    if n_grid and model.n >= COARSE_MIN_ROWS:
+        grid = (np.arange(n_boot * m) % m) >= len(warm)
+        rows = np.arange(0, model.n, COARSE_STRIDE)
+        theta0[grid] = _minimise(model.take(rows), theta0[grid], delta, weights=weights[grid][:, rows], coarse=True,
+                                 max_iter=COARSE_MAX_ITER).theta
     sol = _minimise(model, theta0, delta, weights=weights)
     f = np.where(np.isfinite(sol.f), sol.f, np.inf).reshape(n_boot, m)
     pick = f.argmin(axis=1)
