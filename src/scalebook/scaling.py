@@ -80,6 +80,8 @@ DECREMENT_CONVERGED = 1e-12  # ...or a Newton step would lower the objective by 
 # double precision below the second (single precision resolves the objective to ~1e-5 relative).
 GEXACT = 4e-3
 G64 = 4e-3
+# Starts per chunk of an evaluation: about this many (start, row) pairs, so the temporaries stay in cache.
+CHUNK_ELEMENTS = 2 ** 14
 # Iterations over which a start must improve its objective to keep going.
 STAGNATION_ITERS = 25
 SLOW_GAIN = 1e-2
@@ -155,7 +157,7 @@ class _Model:
         self.outer32 = [q.astype(np.float32) for q in self.outer]
         self.y32 = self.y.astype(np.float32)
         # Chunks of starts small enough that the temporaries stay in cache.
-        self.chunk = max(8, int(2 ** 15 // max(1, self.K * self.n)))
+        self.chunk = max(8, int(CHUNK_ELEMENTS // max(1, self.n)))
 
     def take(self, rows: np.ndarray) -> "_Model":
         """The same law and standardisation on a subset of the rows."""
@@ -167,7 +169,7 @@ class _Model:
         sub.outer = [np.ascontiguousarray(q[rows]) for q in self.outer]
         sub.outer32 = [np.ascontiguousarray(q[rows]) for q in self.outer32]
         sub.X = self.X[:, rows]
-        sub.chunk = max(8, int(2 ** 15 // max(1, self.K * sub.n)))
+        sub.chunk = max(8, int(CHUNK_ELEMENTS // max(1, sub.n)))
         return sub
 
     # -- parametrisations ----------------------------------------------------------------
