@@ -27,16 +27,26 @@ log L_hat - log L, *summed* over rows. Two published pitfalls shape the engine:
 All starts are optimised together, vectorised in numpy: a Levenberg-Marquardt-damped, trust-region
 limited second-order method with the exact gradient. Far from a solution it uses the
 iteratively-reweighted Gauss-Newton matrix (weights psi(r)/r: positive semi-definite and robust to
-the near-L1 shape of a Huber loss with a small threshold); once a start's gradient is small it
-switches to the exact Hessian (with eigenvalues taken in absolute value, so saddles are escaped),
-which converges quadratically. Parameters are internally centred and scaled (log N minus its mean,
-over its standard deviation) so one damping scale suits every direction; results are reported in
-the published parametrisation.
+the near-L1 shape of a Huber loss with a small threshold), evaluated in single precision; once a
+start's gradient is small it switches to the exact Hessian in double precision (eigenvalues taken
+in absolute value, so saddles are escaped), which converges quadratically. Parameters are
+internally centred and scaled (log N minus its mean, over its standard deviation) so one damping
+scale suits every direction; results are reported in the published parametrisation. With at least
+COARSE_MIN_ROWS rows, every start first takes its Gauss-Newton phase on a quarter of the rows (far
+from a solution they point the way as well as all rows), then runs to convergence on all rows.
+
+A start stops when (i) its gradient is below tolerance, or its Newton step promises less than the
+objective's rounding (converged); (ii) no step, however short, lowers its objective; (iii) its
+objective fell by less than 1e-10 (relative) over STAGNATION_ITERS iterations (creeping toward an
+optimum at infinity, such as E -> 0); or (iv) its objective is more than HOPELESS_RATIO times the
+best current objective on the same data and fell by less than HOPELESS_GAIN over those iterations.
+(ii)-(iv) are reported as not converged; (iv) only saves work on starts that cannot be the optimum.
+The reported optimum itself is always polished to GTOL_POLISH and checked (`converged`, `gradient`,
+`decrement`).
 
 Intervals are bootstrap percentile intervals: resampling rows (or whole clusters such as training
-runs, when `clusters` is given), refitting each resample warm-started from the full-data optimum,
-the other distinct local optima the grid found, and a random grid start, all resamples optimised
-together.
+runs, when `clusters` is given), refitting each resample from the full-data optimum and two random
+grid starts, all resamples optimised together; a resample's estimate is its best endpoint.
 """
 from __future__ import annotations
 
@@ -76,6 +86,7 @@ GTOL = 1e-8  # each start of the multi-start search
 GTOL_POLISH = 1e-12  # the polishing of the best candidates
 GTOL_CONVERGED = 1e-9  # the reported optimum converged if its gradient is below this...
 DECREMENT_CONVERGED = 1e-12  # ...or a Newton step would lower the objective by less than this, relative
+DECREMENT_FLOOR = 1e-15  # a start of the multi-start search stops at this relative Newton decrement
 # A start switches from the Gauss-Newton to the exact-Hessian step below the first gradient, and to
 # double precision below the second (single precision resolves the objective to ~1e-5 relative).
 GEXACT = 4e-3
@@ -85,6 +96,10 @@ CHUNK_ELEMENTS = 2 ** 14
 # Iterations over which a start must improve its objective to keep going.
 STAGNATION_ITERS = 25
 SLOW_GAIN = 1e-2
+# A start stops when its objective is above HOPELESS_RATIO times the best of its group and fell by less than
+# HOPELESS_GAIN (relative) over the last STAGNATION_ITERS iterations.
+HOPELESS_RATIO = 2.0
+HOPELESS_GAIN = 1e-2
 # The coarse first pass of a multi-start fit (on every COARSE_STRIDE-th row, when there are enough rows).
 COARSE_MIN_ROWS = 160
 COARSE_STRIDE = 4
@@ -315,7 +330,8 @@ class _Solution:
 
 def _minimise(model: _Model, theta0: np.ndarray, delta: float, *, weights: np.ndarray | None = None,
               gtol: float = GTOL, max_iter: int = 400, exact_from_start: bool = False,
-              max_step: float = 10.0, trace: list | None = None, coarse: bool = False) -> _Solution:
+              max_step: float = 10.0, trace: list | None = None, coarse: bool = False,
+              groups: np.ndarray | None = None) -> _Solution:
     """Minimise the summed Huber objective from every row of `theta0` (internal coordinates).
 
     Damped (Levenberg-Marquardt) steps in the eigenbasis of the curvature matrix with a
@@ -343,6 +359,7 @@ def _minimise(model: _Model, theta0: np.ndarray, delta: float, *, weights: np.nd
     floor = 1e-12 * delta * float(model.n)
     eye = np.eye(model.P)
     checkpoint = f.copy()
+    grp = np.zeros(S, dtype=int) if groups is None else np.asarray(groups, dtype=int)
     for it in range(max_iter):
         # Closer to a solution, a start moves to the exact Hessian, then to double precision; on
         # the second switch it is re-evaluated where it stands, so trial and current point compare
@@ -380,6 +397,12 @@ def _minimise(model: _Model, theta0: np.ndarray, delta: float, *, weights: np.nd
             lam = mu[ei] * np.maximum(a.max(axis=1), floor)
             gv = np.einsum("spq,sp->sq", evecs, g[ei])
             step[~gn] = np.einsum("spq,sq->sp", evecs, -gv / (a + lam[:, None]))
+            # At a minimum in double precision whose Newton step promises less than the objective's
+            # rounding (the gradient may still exceed gtol where the Hessian is nearly singular): converged.
+            at_floor = (evals.min(axis=1) > 0) & (0.5 * (gv ** 2 / a).sum(axis=1) <= DECREMENT_FLOOR * np.abs(f[ei]))
+            floor_hit = ei[at_floor & (mode[ei] == EXACT64)]
+        else:
+            floor_hit = idx[:0]
         big = np.abs(step).max(axis=1)
         step *= np.minimum(1.0, radius[idx] / np.maximum(big, 1e-300))[:, None]
         trial = theta[idx] + step
@@ -396,6 +419,7 @@ def _minimise(model: _Model, theta0: np.ndarray, delta: float, *, weights: np.nd
         if trace is not None:
             trace.append((idx.size, int(ok.sum()), int((md == EXACT64).sum()), f.copy(), int((md == EXACT32).sum())))
         done = (gm[idx] <= gabs[idx]) & ((mode[idx] == EXACT64) | coarse)
+        done |= np.isin(idx, floor_hit)
         converged[idx[done]] = True
         stalled = (radius[idx] < 1e-13) & (mode[idx] == EXACT64)
         if (it + 1) % STAGNATION_ITERS == 0:
@@ -410,6 +434,11 @@ def _minimise(model: _Model, theta0: np.ndarray, delta: float, *, weights: np.nd
             if slow.size:
                 f[slow], g[slow], H[slow] = model.evaluate(
                     theta[slow], delta, weights=None if weights is None else weights[slow], mode=EXACT32)
+            # A start far above the best objective of its group (the same data) and gaining little has
+            # no prospect of being the optimum: it stops, not converged, and frees its share of the work.
+            best = np.full(int(grp.max()) + 1, np.inf)
+            np.minimum.at(best, grp, np.where(np.isfinite(f), f, np.inf))
+            stalled |= (gain <= HOPELESS_GAIN * np.abs(f[idx])) & (f[idx] > HOPELESS_RATIO * best[grp[idx]])
             checkpoint[idx] = f[idx]
         active[idx[done | stalled]] = False
     return _Solution(theta, f, gm / (delta * total), converged, n_iter)
@@ -534,7 +563,7 @@ def _bootstrap(model: _Model, ms: _MultiStart, starts_raw: np.ndarray, delta: fl
         rows = np.arange(0, model.n, COARSE_STRIDE)
         theta0[grid] = _minimise(model.take(rows), theta0[grid], delta, weights=weights[grid][:, rows], coarse=True,
                                  max_iter=COARSE_MAX_ITER).theta
-    sol = _minimise(model, theta0, delta, weights=weights)
+    sol = _minimise(model, theta0, delta, weights=weights, groups=np.repeat(np.arange(n_boot), m))
     f = np.where(np.isfinite(sol.f), sol.f, np.inf).reshape(n_boot, m)
     pick = f.argmin(axis=1)
     flat = np.arange(n_boot) * m + pick
