@@ -105,6 +105,10 @@ def test_extrapolation_and_run_bootstrap():
     params = loss_curves.params_table(full, row)
     assert {"run_lower", "row_lower"} <= set(params.columns)
     assert "times as wide" in loss_curves.describe_intervals(params, curves)
+    truth = loss_curves.simulated_truth("data/loss_curves.csv", "T_m")
+    covered = loss_curves.params_table(full, row, truth=truth)
+    assert {"truth_inside", "truth_inside_rows"} <= set(covered.columns)
+    assert "generating values" in loss_curves.describe_truth(covered, "95%")
 
 
 def test_describe_bias_reports_the_seed_pattern_when_present():

@@ -218,6 +218,8 @@ def params_table(fit: scaling.ChinchillaFit, row_fit: scaling.ChinchillaFit | No
     if truth is not None:
         t["truth"] = [truth.get(p, np.nan) for p in t["parameter"]]
         t["truth_inside"] = (t["run_lower"] <= t["truth"]) & (t["truth"] <= t["run_upper"])
+        if row_fit is not None:
+            t["truth_inside_rows"] = (t["row_lower"] <= t["truth"]) & (t["truth"] <= t["row_upper"])
     return t
 
 
@@ -494,3 +496,15 @@ def describe_extrapolation(ex: Extrapolation, confidence: float) -> str:
             f"its final-checkpoint predictions are off by {ex.final_bias:+.3f} on average, and the observed final "
             f"loss lies inside the {100 * confidence:g}% interval of the extrapolated curve in {n_inside} of "
             f"{len(ex.table)} panel(s).")
+
+
+def describe_truth(table: pd.DataFrame, level: str) -> str:
+    """Coverage of the generating values, when the data are simulated from known parameters."""
+    if "truth" not in table:
+        return ""
+    text = (f"The data are simulated from known parameters (the table's last columns): "
+            f"{int(table['truth_inside'].sum())} of {len(table)} generating values lie inside their {level} "
+            f"run-bootstrap intervals")
+    if "truth_inside_rows" in table:
+        text += f", {int(table['truth_inside_rows'].sum())} inside the checkpoint-bootstrap ones"
+    return text + "."
