@@ -164,18 +164,8 @@ def _draw_predictions(fit: scaling.ChinchillaFit, rows: pd.DataFrame) -> np.ndar
     E = p[:, [names.index("E")]] * np.ones(len(rows))
     A = p[:, [names.index("A")]] * np.ones(len(rows))
     B = p[:, [names.index("B")]] * np.ones(len(rows))
-    for c in fit.covariates:
-        coef = p[:, [names.index(c.name)]]
-        if c.level is None:
-            fac = np.exp(coef * np.log(rows[c.column].to_numpy(dtype=float))[None, :])
-        else:
-            fac = np.where((rows[c.column].astype(str).to_numpy() == c.level)[None, :], coef, 1.0)
-        if c.term == "E":
-            E = E * fac
-        elif c.term == "A":
-            A = A * fac
-        else:
-            B = B * fac
+    E, A, B = scaling.scale_terms(E, A, B, fit.covariates, lambda c: p[:, [names.index(c.name)]],
+                                  lambda c: rows[c.column].to_numpy()[None, :])
     alpha, beta = p[:, [names.index("alpha")]], p[:, [names.index("beta")]]
     with np.errstate(over="ignore", invalid="ignore"):
         return E + A * np.exp(-alpha * logn[None, :]) + B * np.exp(-beta * logd[None, :])

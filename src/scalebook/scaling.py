@@ -1027,6 +1027,24 @@ def _chinchilla_natural(covs: Sequence[_Covariate]):
     return natural
 
 
+def scale_terms(E, A, B, covariates, coef, values):
+    """Multiply the law's terms E, A, B by each covariate's factor.
+
+    A numeric covariate contributes value^coef, a level of a text covariate contributes coef where
+    the value equals the level (1 elsewhere). `coef(c)` gives the coefficient column(s) of covariate
+    `c` (draws x 1) and `values(c)` its values (1 x rows); arrays broadcast.
+    """
+    terms = {"E": E, "A": A, "B": B}
+    for c in covariates:
+        k, v = coef(c), values(c)
+        if c.level is None:
+            fac = np.exp(k * np.log(np.asarray(v, dtype=float)))
+        else:
+            fac = np.where(np.asarray(v).astype(str) == c.level, k, 1.0)
+        terms[c.term] = terms[c.term] * fac
+    return terms["E"], terms["A"], terms["B"]
+
+
 @dataclass
 class ChinchillaFit(_LawFit):
     """L(N, D) = E + A / N^alpha + B / D^beta (optionally with covariates) fitted by `fit_chinchilla`."""
@@ -1103,17 +1121,10 @@ class ChinchillaFit(_LawFit):
             raise ValueError(f"compute_optimal needs values for the covariate(s) {missing}")
 
         def solve(par: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            E, A, B = par["E"].to_numpy()[:, None], par["A"].to_numpy()[:, None], par["B"].to_numpy()[:, None]
-            for c in self.covariates:
-                v = frame[c.column].iloc[0]
-                fac = (float(v) ** par[c.name].to_numpy()[:, None]) if c.level is None else \
-                    (par[c.name].to_numpy()[:, None] if str(v) == c.level else 1.0)
-                if c.term == "E":
-                    E = E * fac
-                elif c.term == "A":
-                    A = A * fac
-                else:
-                    B = B * fac
+            E, A, B = scale_terms(
+                par["E"].to_numpy()[:, None], par["A"].to_numpy()[:, None], par["B"].to_numpy()[:, None],
+                self.covariates, lambda c: par[c.name].to_numpy()[:, None],
+                lambda c: np.asarray([[frame[c.column].iloc[0]]]))
             al, be = par["alpha"].to_numpy()[:, None], par["beta"].to_numpy()[:, None]
             with np.errstate(all="ignore"):
                 G = (al * A / (be * B)) ** (1 / (al + be))
