@@ -58,6 +58,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
+import numba
 import numpy as np
 import pandas as pd
 from threadpoolctl import ThreadpoolController
@@ -89,6 +90,8 @@ DECREMENT_CONVERGED = 1e-12  # ...or a Newton step would lower the objective by 
 DECREMENT_FLOOR = 1e-15  # a start of the multi-start search stops at this relative Newton decrement
 # A start switches from the Gauss-Newton to the exact-Hessian step once its gradient is below this.
 GEXACT = 4e-3
+# Batches of fewer (start, row) pairs than this are evaluated on one thread.
+PARALLEL_MIN_PAIRS = 100_000
 # The kernel's stand-in for "no row weights".
 _NO_WEIGHTS = np.empty((0, 0))
 # Iterations over which a start must improve its objective to keep going.
@@ -206,8 +209,15 @@ class _Model:
         H = np.empty((S, self.P, self.P) if hessian else (0, self.P, self.P))
         exact = np.broadcast_to(np.asarray(mode, dtype=int) != GAUSS_NEWTON, (S,)).copy()
         w = _NO_WEIGHTS if weights is None else np.ascontiguousarray(weights, dtype=float)
-        _lse_kernel.huber_lse(theta, self.kidx, self.kwidth, self.kconst, self.kx, self.y, w, float(delta), exact,
-                              hessian, f, g, H)
+        # Small batches run on the calling thread: waking the kernel's thread pool costs more than it saves,
+        # and on a busy machine (two notebooks at once) a parallel call can wait milliseconds for a core.
+        threads = numba.get_num_threads()
+        numba.set_num_threads(threads if S * self.n >= PARALLEL_MIN_PAIRS else 1)
+        try:
+            _lse_kernel.huber_lse(theta, self.kidx, self.kwidth, self.kconst, self.kx, self.y, w, float(delta),
+                                  exact, hessian, f, g, H)
+        finally:
+            numba.set_num_threads(threads)
         return f, g, (H if hessian else None)
 
     def predict_log(self, theta_raw: np.ndarray, components: Sequence[_Component], n_rows: int) -> np.ndarray:
