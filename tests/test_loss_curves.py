@@ -127,3 +127,14 @@ def test_overtrain_gadre2024_loads_and_runs():
         loss_curves.load_overtrain_gadre2024(folder, val_data="no-such-set")
     fit = loss_curves.fit_law(curves, factor="dataset", min_tokens=0, starts=STARTS)
     assert fit.converged and "dataset" in fit.law
+
+
+def test_panel_table_keeps_the_bias_interval_beside_the_bias_and_whole_factor_levels_as_integers():
+    curves = sim.generate(seed=3)
+    curves.attrs["source"] = "test"
+    fit = loss_curves.fit_law(curves, factor="T_m", min_tokens=1e9, starts=STARTS, n_bootstrap=20)
+    table = loss_curves.panel_table(loss_curves.predict_curves(curves, fit, 1e9), fit, factor="T_m")
+    cols = list(table.columns)
+    assert cols[cols.index("mean_bias") + 1: cols.index("mean_bias") + 3] == ["bias_lower", "bias_upper"]
+    assert table["T_m"].dtype == "int64" and sorted(table["T_m"].unique()) == [2, 4, 8]
+    assert (table["bias_lower"] <= table["mean_bias"]).all() and (table["mean_bias"] <= table["bias_upper"]).all()

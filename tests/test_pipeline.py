@@ -9,9 +9,11 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from scalebook import execute, params
+from scalebook import report as report_mod
 from scalebook.errors import ParameterError, RunError
 
 from conftest import scalebook_cli
@@ -187,3 +189,13 @@ def test_two_identical_runs_at_once_share_one_result(toy_root):
     run_dir = Path(dirs.pop())
     assert json.loads((run_dir / "results.json").read_text())["total"] == 30.0
     assert sum("cached" in o[1] for o in outs) == 1
+
+
+def test_table_display_shows_no_negative_zero_but_the_csv_keeps_the_value(tmp_path, monkeypatch):
+    shown = []
+    monkeypatch.setattr(report_mod, "_display", lambda bundle, meta: shown.append(meta["scalebook"]["markdown"]))
+    rep = report_mod.Report({"notebook": "t"}, tmp_path)
+    rep.table("tbl-signs", pd.DataFrame({"bias": [-0.0004, -0.0123, 0.0004]}), caption="c", floatfmt=".3f")
+    cells = [line.strip("| ").strip() for line in shown[0].splitlines()[2:]]
+    assert cells == ["0.000", "-0.012", "0.000"]
+    assert (tmp_path / "tables" / "tbl-signs.csv").read_text().splitlines()[1] == "-0.0004"

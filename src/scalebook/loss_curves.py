@@ -186,15 +186,19 @@ def panel_table(pred: pd.DataFrame, fit: scaling.ChinchillaFit, *, factor: str |
         err = g["pred"].to_numpy() - g["loss"].to_numpy()
         last = g.loc[g["tokens"].idxmax()]
         row = dict(zip(keys, key))
-        row.update({"size": size_label(row["N"]), "points": len(g), "mean_bias": float(err.mean()),
-                    "final_real": float(last["loss"]), "final_pred": float(last["pred"]),
-                    "final_bias": float(last["pred"] - last["loss"]), "mae": float(np.abs(err).mean()),
-                    "mape_pct": float(100 * np.abs(err / g["loss"].to_numpy()).mean())})
+        row.update({"size": size_label(row["N"]), "points": len(g), "mean_bias": float(err.mean())})
         if boot is not None:
             mb = (boot[:, g.index.to_numpy()] - g["loss"].to_numpy()[None, :]).mean(axis=1)
-            row["bias_lower"], row["bias_upper"] = np.nanquantile(mb, [alpha / 2, 1 - alpha / 2])
+            row["bias_lower"], row["bias_upper"] = (float(q) for q in np.nanquantile(mb, [alpha / 2, 1 - alpha / 2]))
+        row.update({"final_real": float(last["loss"]), "final_pred": float(last["pred"]),
+                    "final_bias": float(last["pred"] - last["loss"]), "mae": float(np.abs(err).mean()),
+                    "mape_pct": float(100 * np.abs(err / g["loss"].to_numpy()).mean())})
         out.append(row)
-    return pd.DataFrame(out)
+    table = pd.DataFrame(out)
+    # A factor given in whole numbers (T_m = 2, 4, 8) reads as such, not as 2.000.
+    if factor and pd.api.types.is_float_dtype(table[factor]) and (table[factor] % 1 == 0).all():
+        table[factor] = table[factor].astype("int64")
+    return table
 
 
 def params_table(fit: scaling.ChinchillaFit, row_fit: scaling.ChinchillaFit | None = None, *,

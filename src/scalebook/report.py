@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -144,9 +145,10 @@ class Report:
         outdir.mkdir(parents=True, exist_ok=True)
         from .tables import write_csv
         write_csv(df, outdir / f"{tbl_id}.csv")
-        markdown = df.to_markdown(index=False, floatfmt=floatfmt)
+        shown = _without_negative_zeros(df, floatfmt)
+        markdown = shown.to_markdown(index=False, floatfmt=floatfmt)
         self.tables[tbl_id] = {"id": tbl_id, "caption": caption}
-        _display({"text/html": df.to_html(index=False, float_format=lambda v: format(v, floatfmt)),
+        _display({"text/html": shown.to_html(index=False, float_format=lambda v: format(v, floatfmt)),
                   "text/markdown": markdown, "text/plain": df.to_string(index=False)},
                  {"scalebook": {"table": tbl_id, "caption": caption, "markdown": markdown}})
 
@@ -160,6 +162,16 @@ class Report:
                                      f"{missing} in report.yml but did not produce them")
         path = self.workdir / RESULTS_FILE
         path.write_text(json.dumps(self.results, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _without_negative_zeros(df: pd.DataFrame, floatfmt: str) -> pd.DataFrame:
+    """The table as displayed: a value that rounds to zero at `floatfmt` shows as 0, not -0 (the CSV keeps it)."""
+    spec = re.fullmatch(r"\.(\d+)f", floatfmt)
+    out = df.copy()
+    for col in out.columns[[pd.api.types.is_float_dtype(t) for t in out.dtypes]]:
+        values = out[col].round(int(spec.group(1))) if spec else out[col]
+        out[col] = values + 0.0  # -0.0 + 0.0 is +0.0
+    return out
 
 
 def _display(bundle: dict, metadata: dict) -> None:
