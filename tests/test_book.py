@@ -53,6 +53,26 @@ def test_no_page_loads_anything_off_the_machine(smoke_book):
     assert audit.remote_references(smoke_book / "_build" / "html") == []
 
 
+def test_no_page_or_published_notebook_names_the_build_machine(smoke_book):
+    html = smoke_book / "_build" / "html"
+    assert audit.machine_paths(html, smoke_book) == []
+    notebooks = sorted((html / "runs").glob("*/*.ipynb"))
+    assert notebooks
+    for nb in notebooks:
+        meta = json.loads(nb.read_text(encoding="utf-8"))["metadata"]["papermill"]
+        assert meta["input_path"] == f"notebooks/{nb.stem}.md"
+        assert meta["output_path"] == f"_build/runs/{nb.stem}/{nb.parent.name}/{nb.name}"
+
+
+def test_audit_detects_a_machine_path(tmp_path):
+    root = tmp_path / "checkout" / "scalebook"
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "page.html").write_text(f"<p>ok</p>\n<pre>{root}/src/scalebook/x.py:3: Warning</pre>")
+    (tmp_path / "site" / "clean.html").write_text("<p>src/scalebook/x.py</p>")
+    assert audit.machine_paths(tmp_path / "site", root) == [
+        f"page.html, line 2: contains this machine's path {root.resolve()}"]
+
+
 def test_audit_detects_a_cdn_script(tmp_path):
     (tmp_path / "a.html").write_text('<html><script src="https://cdn.jsdelivr.net/npm/vega@5"></script>'
                                      '<link rel="stylesheet" href="//fonts.example/x.css"></html>')

@@ -257,6 +257,11 @@ def build(*, force: bool = False, report: config.ReportConfig | None = None,
         if remote:
             raise ScalebookError("the built book loads resources from off the machine; the last good book is "
                                  "unchanged:\n" + "\n".join(remote[:30]))
+        local = audit.machine_paths(built, paths.root())
+        if local:
+            raise ScalebookError("the built book shows paths of this machine (rerun the notebooks named, whose "
+                                 "runs predate the path scrubbing, or remove what prints them); the last good "
+                                 "book is unchanged:\n" + "\n".join(local[:30]))
         (built / STAMP).write_text(json.dumps({"key": key, "runs": staged}, indent=1, sort_keys=True) + "\n")
         paths.replace_dir(built, html_dir)
     finally:

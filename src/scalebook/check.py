@@ -53,6 +53,8 @@ def run_check(*, jobs: int = 1, progress: Callable[[str], None] = print) -> Chec
     result = CheckReport()
     for finding in audit.remote_references(html):
         result.differences.append(f"off-machine reference: {finding}")
+    for finding in audit.machine_paths(html, paths.root()):
+        result.differences.append(f"machine path: {finding}")
     plans = []
     for s in staged:
         prov = json.loads((html / "runs" / s["run_id"] / execute.PROVENANCE).read_text())

@@ -341,7 +341,22 @@ def _worker(tmp: Path) -> int:
                                              "evalue": "the notebook finished without calling report.save(), "
                                                        "so it recorded no results.json"}))
         return 1
+    _without_machine_paths(out, source, ctx)
     return 0
+
+
+def _without_machine_paths(out: Path, source: Path, ctx: dict) -> None:
+    """The executed notebook is published with the run: papermill's absolute input and output paths become
+    repository-relative, and so does any path under the repository that a cell printed (a warning's file name)."""
+    import nbformat
+
+    nb = nbformat.read(out, as_version=4)
+    meta = nb.metadata.setdefault("papermill", {})
+    meta["input_path"] = source.relative_to(paths.root()).as_posix()
+    meta["output_path"] = paths.display_path(paths.runs_dir() / ctx["notebook"] / ctx["run_id"] / out.name)
+    text = nbformat.writes(nb)
+    root = json.dumps(str(paths.root()))[1:-1]
+    out.write_text(text.replace(root + "/", "").replace(root, "."), encoding="utf-8")
 
 
 if __name__ == "__main__":

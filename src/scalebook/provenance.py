@@ -7,8 +7,8 @@ from importlib.metadata import PackageNotFoundError, version
 
 from . import paths
 
-PACKAGES = ("scalebook", "numpy", "pandas", "scipy", "statsmodels", "scikit-learn", "krippendorff",
-            "altair", "vl-convert-python", "papermill", "jupytext", "nbclient", "ipykernel",
+PACKAGES = ("scalebook", "numpy", "numba", "llvmlite", "pandas", "scipy", "statsmodels", "scikit-learn",
+            "krippendorff", "altair", "vl-convert-python", "papermill", "jupytext", "nbclient", "ipykernel",
             "jupyter-book", "myst-nb", "sphinx")
 
 

@@ -313,7 +313,9 @@ def _minimise(model: _Model, theta0: np.ndarray, delta: float, *, weights: np.nd
             step[~gn] = np.einsum("spq,sq->sp", evecs, -gv / (a + lam[:, None]))
             # At a minimum whose Newton step promises less than the objective's
             # rounding (the gradient may still exceed gtol where the Hessian is nearly singular): converged.
-            at_floor = (evals.min(axis=1) > 0) & (0.5 * (gv ** 2 / a).sum(axis=1) <= DECREMENT_FLOOR * np.abs(f[ei]))
+            # (A zero eigenvalue makes the decrement infinite: such a start is not at the floor.)
+            decrement = np.divide(gv ** 2, a, out=np.full_like(a, np.inf), where=a > 0).sum(axis=1)
+            at_floor = (evals.min(axis=1) > 0) & (0.5 * decrement <= DECREMENT_FLOOR * np.abs(f[ei]))
             floor_hit = ei[at_floor]
         else:
             floor_hit = idx[:0]
