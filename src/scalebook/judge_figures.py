@@ -28,6 +28,21 @@ def _row_height(n_groups: int, per_group: int) -> int:
     return int(max(figures.HEIGHT, n_groups * per_group * 9))
 
 
+def _dodged(row: str, rows: list[str], sub: str, subs: list[str], *, title: str | None,
+            palette: list[str] = figures.PALETTE, legend: alt.Legend | None = None):
+    """The y, y-offset and colour encodings of an interval chart: one band per `row` value, in it one
+    interval per `sub` value, coloured by `sub` (legend titled `title`) in the given orders."""
+    y = alt.Y(f"{row}:N", sort=rows, title=None, axis=alt.Axis(labelLimit=420))
+    off = alt.YOffset(f"{sub}:N", sort=subs)
+    colour = alt.Color(f"{sub}:N", sort=subs, title=title, scale=alt.Scale(domain=subs, range=palette[:len(subs)]),
+                       legend=legend or alt.Legend(orient="bottom"))
+    return y, off, colour
+
+
+def _zero_rule() -> alt.Chart:
+    return alt.Chart(pd.DataFrame({"x": [0.0]})).mark_rule(color="#999999", strokeDash=[2, 2]).encode(x="x:Q")
+
+
 def agreement_chart(tab: pd.DataFrame, *, group_col: str = "comparison", data_label: str = "",
                     references: dict[str, float] | None = None) -> alt.LayerChart:
     """Agreement, kappa (asymptotic and cluster-bootstrap intervals), AC1 and PABAK per group.
@@ -42,11 +57,8 @@ def agreement_chart(tab: pd.DataFrame, *, group_col: str = "comparison", data_la
             rows.append({"group": str(r[group_col]), "statistic": label, "estimate": r[est],
                          "lower": r.get(lo, np.nan), "upper": r.get(hi, np.nan)})
     d = pd.DataFrame(rows)
-    y = alt.Y("group:N", sort=order, title=None, axis=alt.Axis(labelLimit=420))
-    y_off = alt.YOffset("statistic:N", sort=labels)
-    colour = alt.Color("statistic:N", sort=labels, title=None,
-                       scale=alt.Scale(domain=labels, range=figures.PALETTE[:len(labels)]),
-                       legend=alt.Legend(orient="bottom", columns=3, labelLimit=400))
+    y, y_off, colour = _dodged("group", order, "statistic", labels, title=None,
+                               legend=alt.Legend(orient="bottom", columns=3, labelLimit=400))
     x = alt.X("lower:Q", title="Coefficient (95% interval)", scale=alt.Scale(zero=False))
     base = alt.Chart(d)
     tooltip = ["group:N", "statistic:N", alt.Tooltip("estimate:Q", format=".3f"),
@@ -79,7 +91,7 @@ def shift_chart(frame: pd.DataFrame, *, group_col: str = "config", label_a: str 
     colour = alt.Color("scorer:N", sort=[label_a, label_b], title=None,
                        scale=alt.Scale(domain=[label_a, label_b], range=figures.PALETTE[:2]),
                        legend=alt.Legend(orient="bottom", labelLimit=400))
-    zero = alt.Chart(pd.DataFrame({"x": [0.0]})).mark_rule(color="#999999", strokeDash=[2, 2]).encode(x="x:Q")
+    zero = _zero_rule()
     tt = ["group:N", alt.Tooltip("estimate:Q", format="+.3f"), alt.Tooltip("lower:Q", format="+.3f"),
           alt.Tooltip("upper:Q", format="+.3f")]
     left = alt.layer(
@@ -113,13 +125,9 @@ def marginal_shift_chart(long: pd.DataFrame, *, group_col: str = "comparison", d
     order = list(dict.fromkeys(str(g) for g in long[group_col]))
     cats = list(dict.fromkeys(str(c) for c in long["category"]))
     d = long.assign(group=long[group_col].astype(str), category=long["category"].astype(str))
-    y = alt.Y("group:N", sort=order, title=None, axis=alt.Axis(labelLimit=420))
-    colour = alt.Color("category:N", sort=cats, title="label",
-                       scale=alt.Scale(domain=cats, range=figures.PALETTE[:len(cats)]),
-                       legend=alt.Legend(orient="bottom"))
-    off = alt.YOffset("category:N", sort=cats)
+    y, off, colour = _dodged("group", order, "category", cats, title="label")
     layers = [
-        alt.Chart(pd.DataFrame({"x": [0.0]})).mark_rule(color="#999999", strokeDash=[2, 2]).encode(x="x:Q"),
+        _zero_rule(),
         alt.Chart(d).mark_rule(strokeWidth=2).encode(
             x=alt.X("lower:Q", title=f"Share of the label: {rater_b} minus {rater_a}"), x2="upper:Q", y=y,
             yOffset=off, color=colour),
@@ -139,34 +147,29 @@ def extractor_bias_chart(bias: pd.DataFrame, shifts: pd.DataFrame, *, data_label
     order = list(dict.fromkeys(str(c) for c in bias["config"]))
     conds = list(dict.fromkeys(str(c) for c in bias["condition"]))
     b = bias.assign(config=bias["config"].astype(str), condition=bias["condition"].astype(str))
-    y = alt.Y("config:N", sort=order, title=None, axis=alt.Axis(labelLimit=420))
-    zero = alt.Chart(pd.DataFrame({"x": [0.0]})).mark_rule(color="#999999", strokeDash=[2, 2]).encode(x="x:Q")
-    c1 = alt.Color("condition:N", sort=conds, title="condition",
-                   scale=alt.Scale(domain=conds, range=figures.PALETTE[:len(conds)]),
-                   legend=alt.Legend(orient="bottom"))
+    y, off1, c1 = _dodged("config", order, "condition", conds, title="condition")
+    zero = _zero_rule()
     left = alt.layer(
         zero,
         alt.Chart(b).mark_rule(strokeWidth=2).encode(
             x=alt.X("diff_lower:Q", title="Extractor - judge pass rate"), x2="diff_upper:Q", y=y,
-            yOffset=alt.YOffset("condition:N", sort=conds), color=c1),
+            yOffset=off1, color=c1),
         alt.Chart(b).mark_point(filled=True, size=50).encode(
-            x="diff:Q", y=y, yOffset=alt.YOffset("condition:N", sort=conds), color=c1,
+            x="diff:Q", y=y, yOffset=off1, color=c1,
             tooltip=["config:N", "condition:N", alt.Tooltip("diff:Q", format="+.3f"),
                      alt.Tooltip("unparseable_rate:Q", format=".3f", title="unparseable")]),
     ).properties(width=figures.WIDTH // 2, height=_row_height(len(order), 2),
                  title="Extractor vs judge, per condition")
     pols = list(dict.fromkeys(str(p) for p in shifts["policy"]))
     s = shifts.assign(config=shifts["config"].astype(str), policy=shifts["policy"].astype(str))
-    c2 = alt.Color("policy:N", sort=pols, title="unparseable answers",
-                   scale=alt.Scale(domain=pols, range=figures.PALETTE[2:2 + len(pols)]),
-                   legend=alt.Legend(orient="bottom"))
+    _, off2, c2 = _dodged("config", order, "policy", pols, title="unparseable answers", palette=figures.PALETTE[2:])
     right = alt.layer(
         zero,
         alt.Chart(s).mark_rule(strokeWidth=2).encode(
             x=alt.X("shift_boot_lower:Q", title="Delta(bench path) - Delta(LLM-only)"), x2="shift_boot_upper:Q",
-            y=y, yOffset=alt.YOffset("policy:N", sort=pols), color=c2),
+            y=y, yOffset=off2, color=c2),
         alt.Chart(s).mark_point(filled=True, size=50).encode(
-            x="shift:Q", y=y, yOffset=alt.YOffset("policy:N", sort=pols), color=c2,
+            x="shift:Q", y=y, yOffset=off2, color=c2,
             tooltip=["config:N", "policy:N", alt.Tooltip("shift:Q", format="+.3f"),
                      alt.Tooltip("n_tasks:Q", title="task pairs")]),
     ).properties(width=figures.WIDTH // 2, height=_row_height(len(order), len(pols)),
@@ -182,11 +185,7 @@ def invalid_chart(long: pd.DataFrame, *, data_label: str = "") -> alt.LayerChart
     d = long.assign(rater=long["rater"].astype(str), other_label=long["other_label"].astype(str))
     order = list(dict.fromkeys(d["rater"]))
     labs = list(dict.fromkeys(d["other_label"]))
-    y = alt.Y("rater:N", sort=order, title=None, axis=alt.Axis(labelLimit=420))
-    colour = alt.Color("other_label:N", sort=labs, title="other rater's label",
-                       scale=alt.Scale(domain=labs, range=figures.PALETTE[:len(labs)]),
-                       legend=alt.Legend(orient="bottom"))
-    off = alt.YOffset("other_label:N", sort=labs)
+    y, off, colour = _dodged("rater", order, "other_label", labs, title="other rater's label")
     layers = [
         alt.Chart(d).mark_rule(strokeWidth=2).encode(x=alt.X("lower:Q", title="Share of unparseable verdicts"),
                                                      x2="upper:Q", y=y, yOffset=off, color=colour),

@@ -158,31 +158,23 @@ class _Model:
                 X[k, :, pi] = (x - m) / s
         self.M = M
         self.Minv = np.linalg.inv(M)
-        self.X = X
-        # Per component: its parameters and their standardised columns; a component without
-        # slopes is the same at every row, so it is broadcast rather than multiplied out.
-        self.comp = []
-        for k in range(self.K):
-            idx = np.flatnonzero(np.any(X[k] != 0, axis=0))
-            self.comp.append((idx, np.ascontiguousarray(X[k][:, idx]), len(self.components[k].slopes) == 0))
-        # The kernel's layout: per component its parameter indices (padded with -1) and columns.
-        width = max(idx.size for idx, _, _ in self.comp)
-        self.kidx = np.full((self.K, width), -1, dtype=np.int64)
-        self.kx = np.zeros((self.K, width, self.n))
-        for k, (idx, xs, _) in enumerate(self.comp):
+        # The kernel's layout: per component the indices of its parameters (padded with -1), their
+        # standardised columns (padded with zeros), how many there are, and whether it is constant over rows.
+        params_of = [np.flatnonzero(np.any(X[k] != 0, axis=0)) for k in range(self.K)]
+        self.kwidth = np.array([idx.size for idx in params_of], dtype=np.int64)
+        self.kidx = np.full((self.K, self.kwidth.max()), -1, dtype=np.int64)
+        self.kx = np.zeros((self.K, self.kwidth.max(), self.n))
+        for k, idx in enumerate(params_of):
             self.kidx[k, :idx.size] = idx
-            self.kx[k, :idx.size] = xs.T
-        self.kwidth = np.array([idx.size for idx, _, _ in self.comp], dtype=np.int64)
-        self.kconst = np.array([const for _, _, const in self.comp], dtype=np.bool_)
+            self.kx[k, :idx.size] = X[k][:, idx].T
+        self.kconst = np.array([not c.slopes for c in self.components], dtype=np.bool_)
 
     def take(self, rows: np.ndarray) -> "_Model":
         """The same law and standardisation on a subset of the rows."""
         sub = object.__new__(_Model)
         sub.__dict__.update(self.__dict__)
         sub.y, sub.n = self.y[rows], len(rows)
-        sub.comp = [(idx, np.ascontiguousarray(xs[rows]), c) for idx, xs, c in self.comp]
         sub.kx = np.ascontiguousarray(self.kx[:, :, rows])
-        sub.X = self.X[:, rows]
         return sub
 
     # -- parametrisations ----------------------------------------------------------------
@@ -236,8 +228,7 @@ class _Model:
     def shares(self, theta_raw: np.ndarray) -> np.ndarray:
         """Each term's share of L_hat at each row, (K, n)."""
         th = self.to_internal(theta_raw)
-        z = np.stack([th[idx] @ xs.T if not const else np.full(self.n, th[idx[0]])
-                      for idx, xs, const in self.comp])
+        z = np.einsum("kj,kjn->kn", th[self.kidx], self.kx)  # a padding index (-1) meets a zero column
         z = z - z.max(axis=0)
         e = np.exp(z)
         return e / e.sum(axis=0)
@@ -287,9 +278,11 @@ def _minimise(model: _Model, theta0: np.ndarray, delta: float, *, weights: np.nd
     eye = np.eye(model.P)
     checkpoint = f.copy()
     grp = np.zeros(S, dtype=int) if groups is None else np.asarray(groups, dtype=int)
+    slow = np.zeros(S, dtype=bool)
     for it in range(max_iter):
-        # Closer to a solution, a start moves to the exact Hessian (its curvature re-evaluated where it stands).
-        up = np.flatnonzero(active & (mode == GAUSS_NEWTON) & (gm < gexact))
+        # Closer to a solution, or slow, a start moves to the exact Hessian (its curvature re-evaluated where
+        # it stands).
+        up = np.flatnonzero(active & (mode == GAUSS_NEWTON) & ((gm < gexact) | slow))
         if up.size:
             mode[up] = EXACT
             H[up] = model.evaluate(theta[up], delta, weights=None if weights is None else weights[up], mode=EXACT)[2]
@@ -345,11 +338,7 @@ def _minimise(model: _Model, theta0: np.ndarray, delta: float, *, weights: np.nd
             stalled |= gain <= 1e-10 * np.abs(f[idx])
             # Gauss-Newton crawls on near-L1 landscapes (most residuals far outside the Huber
             # threshold): a start gaining little moves on to exact Newton steps.
-            slow = idx[(gain <= SLOW_GAIN * np.abs(f[idx])) & (mode[idx] == GAUSS_NEWTON)]
-            mode[slow] = EXACT
-            if slow.size:
-                f[slow], g[slow], H[slow] = model.evaluate(
-                    theta[slow], delta, weights=None if weights is None else weights[slow], mode=EXACT)
+            slow[idx] = gain <= SLOW_GAIN * np.abs(f[idx])
             # A start far above the best objective of its group (the same data) and gaining little has
             # no prospect of being the optimum: it stops, not converged, and frees its share of the work.
             best = np.full(int(grp.max()) + 1, np.inf)
