@@ -84,17 +84,16 @@ def test_correct_above_total_names_column_and_rows(tmp_path):
     assert "'n_right'" in msg and "'total'" in msg and "rows 3, 5" in msg and "t.csv" in msg
 
 
-def test_negative_size_names_column_and_rows(tmp_path):
+@pytest.mark.parametrize("rows, column, value, message", [
+    ([0, 1, 2], "size", "-68K", r"column 'size' must hold positive model sizes.*rows 1, 2, 3"),
+    ([4], "size", "big", r"column 'size' must hold model sizes.*row 5"),
+    ([1], "correct", -1, r"column 'correct' must be >= 0; row 2"),
+    ([0], "size", "68000", r"labels .*68000.*68K.*same size"),
+], ids=["negative size", "unreadable size", "negative count", "one size under two labels"])
+def test_bad_cells_name_column_and_rows(tmp_path, rows, column, value, message):
     df = good_table()
-    df.loc[[0, 1, 2], "size"] = "-68K"
-    with pytest.raises(DataError, match=r"column 'size' must hold positive model sizes.*rows 1, 2, 3"):
-        takeoff.load_results(write(tmp_path, df))
-
-
-def test_unreadable_size_names_rows(tmp_path):
-    df = good_table()
-    df.loc[4, "size"] = "big"
-    with pytest.raises(DataError, match=r"column 'size' must hold model sizes.*row 5"):
+    df.loc[rows, column] = value
+    with pytest.raises(DataError, match=message):
         takeoff.load_results(write(tmp_path, df))
 
 
@@ -105,20 +104,6 @@ def test_size_with_one_ratio_fails(tmp_path):
         takeoff.load_results(write(tmp_path, df))
     msg = str(err.value)
     assert "'35M'" in msg and "single SFT ratio" in msg and "row 7" in msg and "'ratio'" in msg
-
-
-def test_negative_counts_fail(tmp_path):
-    df = good_table()
-    df.loc[1, "correct"] = -1
-    with pytest.raises(DataError, match=r"column 'correct' must be >= 0; row 2"):
-        takeoff.load_results(write(tmp_path, df))
-
-
-def test_same_size_two_labels_fails(tmp_path):
-    df = good_table()
-    df.loc[0, "size"] = "68000"
-    with pytest.raises(DataError, match=r"labels .*68000.*68K.*same size"):
-        takeoff.load_results(write(tmp_path, df))
 
 
 def test_percent_above_100_fails_clearly(tmp_path):
